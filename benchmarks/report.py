@@ -1,0 +1,70 @@
+"""Shared by the benchmark scripts: timing helpers and writing a section of docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS_MD = REPO / "docs" / "benchmarks.md"
+HEADER = (
+    "# Benchmarks\n\n"
+    "Produced by the scripts in `benchmarks/`; each section names the command that wrote it.\n"
+    "Machines are noisy: every comparison runs both sides in the same process or the same\n"
+    "run, alternating, and reports the ratio.\n"
+)
+
+
+def shared_data_dir() -> Path:
+    """``$REPMIX_SHARED_DATA`` or ``../shared/data`` beside the repository."""
+    return Path(os.environ.get("REPMIX_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def machine() -> str:
+    """One line describing where the numbers were measured."""
+    import torch
+
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads)"
+    )
+
+
+def time_alternating(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Run each function ``repeats`` times, alternating between them; seconds per run."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
+    """A GitHub-flavoured markdown table."""
+    out = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def write_section(key: str, markdown: str) -> Path:
+    """Replace (or append) the section between ``<!-- key:start -->`` and ``<!-- key:end -->``."""
+    text = BENCHMARKS_MD.read_text(encoding="utf-8") if BENCHMARKS_MD.exists() else HEADER
+    start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
+    block = f"{start}\n{markdown.strip()}\n{end}"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
+    BENCHMARKS_MD.write_text(text, encoding="utf-8")
+    return BENCHMARKS_MD

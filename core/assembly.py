@@ -1,0 +1,375 @@
+"""From a located config to a checked plan (no compute) to a built model.
+
+:func:`plan_model` resolves every component through the registry, validates
+each block with the component's own ``Config`` and runs the static
+requires/provides checks, so ``repmix check`` rejects an impossible pipeline
+before any weights are loaded. :func:`build_model` then instantiates the plan,
+injecting runtime values (input dimensions, the tokenizer) into components.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from repmix.core.configio import LocatedConfig, PathKey, dotted
+from repmix.core.errors import ConfigError, PluginError
+from repmix.core.spec import (
+    ALIGNMENT_KEYS,
+    COMMON_KEYS,
+    LOSS_KEYS,
+    MODEL_KEYS,
+    TOP_LEVEL_KEYS,
+    TOWER_KEYS,
+    check_keys,
+    component_type,
+    split_ref,
+    validate_pydantic,
+)
+from repmix.registry.discovery import ComponentEntry
+from repmix.registry.registry import Registry, get_registry
+
+
+@dataclass
+class PlannedComponent:
+    """A resolved, validated component block, not yet instantiated."""
+
+    kind: str
+    type_name: str
+    entry: ComponentEntry
+    cls: type
+    config: Any
+    path: PathKey
+    trainable: bool = True
+    lr: float | None = None
+    nested: dict[str, PlannedComponent] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        return dotted(self.path)
+
+
+@dataclass
+class TowerPlan:
+    """A tower's components and the granularities it provides."""
+
+    name: str
+    tokenizer: PlannedComponent | None
+    encoder: PlannedComponent | None
+    poolers: dict[str, PlannedComponent]
+    granularities: dict[str, Any]
+    num_layers: int | None
+    shared_with: str | None = None
+
+
+@dataclass
+class AlignmentPlan:
+    name: str
+    component: PlannedComponent
+    between: tuple[tuple[str, str], tuple[str, str]]
+
+
+@dataclass
+class LossPlan:
+    component: PlannedComponent
+    on: list[str]
+    weight: float
+
+
+@dataclass
+class ModelPlan:
+    """Everything ``repmix check`` validated: ready to build."""
+
+    config: LocatedConfig
+    towers: dict[str, TowerPlan]
+    alignments: dict[str, AlignmentPlan]
+    losses: list[LossPlan]
+
+    def components(self) -> list[PlannedComponent]:
+        """Every planned component, nested ones included, in build order."""
+        out: list[PlannedComponent] = []
+
+        def add(c: PlannedComponent | None) -> None:
+            if c is None:
+                return
+            out.append(c)
+            for n in c.nested.values():
+                add(n)
+
+        for t in self.towers.values():
+            add(t.tokenizer)
+            add(t.encoder)
+            for p in t.poolers.values():
+                add(p)
+        for a in self.alignments.values():
+            add(a.component)
+        for loss in self.losses:
+            add(loss.component)
+        return out
+
+
+def _located_plugin_error(cfg: LocatedConfig, err: PluginError, path: PathKey) -> PluginError:
+    file, line = cfg.where(path)
+    where = f"{file}:{line}: " if file and line else (f"{file}: " if file else "")
+    return PluginError(f"{where}{dotted(path)}: {err.message}", hint=err.hint)
+
+
+def plan_component(
+    cfg: LocatedConfig,
+    registry: Registry,
+    kind: str,
+    block: Any,
+    path: PathKey,
+    reserved: dict[str, str] | None = None,
+) -> PlannedComponent:
+    """Resolve and validate one ``{type: ...}`` block."""
+    from repmix.core.components import kind_base
+
+    type_name = component_type(cfg, path, block, kind)
+    try:
+        entry = registry.resolve(kind, type_name)
+        cls = registry.load(kind, type_name)
+    except ConfigError as err:
+        raise cfg.locate(err, path + ("type",)) from None
+    except PluginError as err:
+        raise _located_plugin_error(cfg, err, path + ("type",)) from None
+    base = kind_base(kind)
+    if base is not None and not (isinstance(cls, type) and issubclass(cls, base)):
+        raise PluginError(
+            f"{entry.target} ({entry.plugin.distribution}) is registered as a {kind} "
+            f"but does not subclass repmix.core.{base.__name__}"
+        )
+    reserved_keys = {**COMMON_KEYS, **(reserved or {})}
+    params = {k: v for k, v in block.items() if k not in reserved_keys}
+    config = validate_pydantic(
+        cls.Config, params, cfg, path, extra_allowed=list(reserved_keys), what=f"{kind} {type_name!r}"
+    )
+    trainable = block.get("trainable", True)
+    if not isinstance(trainable, bool):
+        raise cfg.error("'trainable' must be true or false", path + ("trainable",), found=trainable)
+    lr = block.get("lr")
+    if lr is not None:
+        try:
+            lr = float(lr)
+        except (TypeError, ValueError):
+            raise cfg.error("'lr' must be a number", path + ("lr",), found=lr) from None
+    planned = PlannedComponent(kind, type_name, entry, cls, config, path, trainable, lr)
+    for fname, (nkind, nblock) in cls.nested_components(config).items():
+        planned.nested[fname] = plan_component(cfg, registry, nkind, nblock, path + (fname,))
+    return planned
+
+
+def _static(cfg: LocatedConfig, path: PathKey, fn: Any, *args: Any) -> Any:
+    """Run a static signature check, locating any error it raises at ``path``."""
+    try:
+        return fn(*args)
+    except ConfigError as err:
+        raise cfg.locate(err, path) from None
+
+
+def plan_model(cfg: LocatedConfig, registry: Registry | None = None) -> ModelPlan:
+    """Validate a config and resolve every component, without instantiating anything."""
+    from repmix.core.types import GranularitySpec
+
+    registry = registry or get_registry()
+    check_keys(cfg, (), cfg.data, TOP_LEVEL_KEYS, what="the config", required=("model",))
+    model = check_keys(cfg, ("model",), cfg.data["model"], MODEL_KEYS, what="model", required=("towers",))
+    towers_raw = model["towers"]
+    if not isinstance(towers_raw, dict) or not towers_raw:
+        raise cfg.error("model.towers must map tower names to towers (at least one)", ("model", "towers"))
+
+    towers: dict[str, TowerPlan] = {}
+    shared: dict[str, str] = {}
+    for tname, traw in towers_raw.items():
+        tpath: PathKey = ("model", "towers", tname)
+        tdata = check_keys(cfg, tpath, traw, TOWER_KEYS, what=f"tower {tname!r}")
+        if "shared_with" in tdata:
+            if set(tdata) != {"shared_with"}:
+                extra = sorted(set(tdata) - {"shared_with"})
+                raise cfg.error(
+                    f"tower {tname!r} uses shared_with and so cannot declare {', '.join(extra)}", tpath + (extra[0],)
+                )
+            shared[tname] = tdata["shared_with"]
+            continue
+        for key in ("tokenizer", "encoder"):
+            if key not in tdata:
+                raise cfg.error(f"tower {tname!r} is missing required key {key!r}", tpath)
+        tok = plan_component(cfg, registry, "tokenizer", tdata["tokenizer"], tpath + ("tokenizer",))
+        enc = plan_component(cfg, registry, "encoder", tdata["encoder"], tpath + ("encoder",))
+        sig = _static(cfg, tpath + ("encoder",), enc.cls.signature, enc.config)
+        grans: dict[str, GranularitySpec] = dict(sig.granularities)
+        poolers: dict[str, PlannedComponent] = {}
+        praw = tdata.get("poolers") or {}
+        if not isinstance(praw, dict):
+            raise cfg.error("poolers must map granularity names to pooler blocks", tpath + ("poolers",), found=praw)
+        for gname, pblock in praw.items():
+            ppath = tpath + ("poolers", gname)
+            if gname in grans:
+                raise cfg.error(
+                    f"granularity {gname!r} already exists in tower {tname!r}; name the pooled one differently",
+                    ppath,
+                )
+            pc = plan_component(cfg, registry, "pooler", pblock, ppath)
+            current = type(sig)(grans, sig.num_layers, sig.layers_of)
+            grans[gname] = _static(cfg, ppath, pc.cls.signature, pc.config, current)
+            poolers[gname] = pc
+        towers[tname] = TowerPlan(tname, tok, enc, poolers, grans, sig.num_layers)
+    for tname, owner in shared.items():
+        tpath = ("model", "towers", tname, "shared_with")
+        if owner not in towers:
+            raise cfg.error(
+                f"tower {tname!r} is shared_with {owner!r}, which is not a tower with its own components",
+                tpath,
+                found=owner,
+                allowed=sorted(towers),
+            )
+        o = towers[owner]
+        towers[tname] = TowerPlan(tname, None, None, {}, o.granularities, o.num_layers, shared_with=owner)
+
+    gran_names = {t: set(p.granularities) for t, p in towers.items()}
+    alignments: dict[str, AlignmentPlan] = {}
+    araw = model.get("alignments") or {}
+    if not isinstance(araw, dict):
+        raise cfg.error("model.alignments must map names to aligner blocks", ("model", "alignments"))
+    for aname, ablock in araw.items():
+        apath: PathKey = ("model", "alignments", aname)
+        if not isinstance(ablock, dict) or "between" not in ablock:
+            component_type(cfg, apath, ablock, "aligner")
+            raise cfg.error(f"alignment {aname!r} is missing required key 'between'", apath,
+                            hint="between: [tower.granularity, tower.granularity]")
+        between = ablock["between"]
+        if not isinstance(between, list) or len(between) != 2:
+            raise cfg.error("'between' must list exactly two tower.granularity names", apath + ("between",), found=between)
+        sides = tuple(split_ref(cfg, apath + ("between", i), ref, gran_names) for i, ref in enumerate(between))
+        ac = plan_component(cfg, registry, "aligner", ablock, apath, ALIGNMENT_KEYS)
+        (ta, ga), (tb, gb) = sides
+        _static(cfg, apath, ac.cls.signature, ac.config, towers[ta].granularities[ga], towers[tb].granularities[gb])
+        alignments[aname] = AlignmentPlan(aname, ac, sides)  # type: ignore[arg-type]
+
+    losses: list[LossPlan] = []
+    lraw = model.get("losses") or []
+    if not isinstance(lraw, list):
+        raise cfg.error("model.losses must be a list of loss blocks", ("model", "losses"), found=lraw)
+    for i, lblock in enumerate(lraw):
+        lpath: PathKey = ("model", "losses", i)
+        lc = plan_component(cfg, registry, "loss", lblock, lpath, LOSS_KEYS)
+        on = lblock.get("on")
+        if on is None:
+            if len(alignments) != 1:
+                raise cfg.error(
+                    "loss needs 'on:' naming the alignment(s) it reads", lpath, allowed=sorted(alignments)
+                )
+            on = list(alignments)
+        on_list = [on] if isinstance(on, str) else on
+        if not isinstance(on_list, list) or not all(isinstance(o, str) for o in on_list):
+            raise cfg.error("'on' must be an alignment name or a list of them", lpath + ("on",), found=on)
+        for o in on_list:
+            if o not in alignments:
+                raise cfg.error(f"loss reads alignment {o!r}, which is not declared", lpath + ("on",),
+                                found=o, allowed=sorted(alignments))
+        _static(cfg, lpath, lc.cls.signature, lc.config, on_list)
+        weight = lblock.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise cfg.error("'weight' must be a number", lpath + ("weight",), found=weight)
+        losses.append(LossPlan(lc, on_list, float(weight)))
+    return ModelPlan(cfg, towers, alignments, losses)
+
+
+def instantiate_component(
+    cfg: LocatedConfig, pc: PlannedComponent, runtime: Any = None, built: dict[str, Any] | None = None
+) -> Any:
+    """Instantiate one planned component (its nested components first).
+
+    ``runtime`` (a :class:`~repmix.core.components.Runtime`, default empty) gets the
+    component's path and nested instances; ``trainable: false`` freezes the
+    parameters; ``built`` (when given) records every instance by YAML path.
+    Used by :func:`build_model` and by the engine for datasets and evaluators.
+    """
+    if runtime is None:
+        from repmix.core.components import Runtime
+
+        runtime = Runtime()
+    runtime.path = pc.where
+    runtime.nested = {
+        name: instantiate_component(cfg, n, type(runtime)(), built) for name, n in pc.nested.items()
+    }
+    try:
+        obj = pc.cls(pc.config, runtime)
+    except ConfigError as err:
+        raise cfg.locate(err, pc.path) from None
+    if not pc.trainable and hasattr(obj, "parameters"):
+        for p in obj.parameters():
+            p.requires_grad_(False)
+    if built is not None:
+        built[pc.where] = obj
+    return obj
+
+
+def _instantiate(plan: ModelPlan, pc: PlannedComponent, runtime: Any, built: dict[str, Any]) -> Any:
+    return instantiate_component(plan.config, pc, runtime, built)
+
+
+def build_model(plan: ModelPlan, *, load_pretrained: bool = True, seed: int | None = None) -> Any:
+    """Instantiate a checked plan. Same seed -> same initial weights."""
+    import torch
+
+    from repmix.core.components import Runtime
+    from repmix.core.model import AssembledModel, Tower
+    from repmix.core.spec import TrainSettings
+
+    if seed is None:
+        seed = TrainSettings.model_validate(plan.config.data.get("train") or {}).seed
+    torch.manual_seed(seed)
+    built: dict[str, Any] = {}
+    towers: dict[str, Tower] = {}
+    alias: dict[str, str] = {}
+    for tname, tp in plan.towers.items():
+        if tp.shared_with is not None:
+            continue
+        assert tp.tokenizer is not None and tp.encoder is not None
+        tok = _instantiate(plan, tp.tokenizer, Runtime(), built)
+        enc = _instantiate(plan, tp.encoder, Runtime(tokenizer=tok, load_pretrained=load_pretrained), built)
+        sig = tp.encoder.cls.signature(tp.encoder.config)
+        poolers = {}
+        grans = dict(sig.granularities)
+        for gname, pc in tp.poolers.items():
+            source = getattr(pc.config, "source", None)
+            poolers[gname] = _instantiate(
+                plan, pc, Runtime(input=grans.get(source), encoder=sig, tokenizer=tok), built
+            )
+            grans[gname] = tp.granularities[gname]
+        towers[tname] = Tower(tok, enc, poolers)
+        alias[tname] = tname
+    for tname, tp in plan.towers.items():
+        if tp.shared_with is not None:
+            alias[tname] = tp.shared_with
+    aligners = {n: _instantiate(plan, a.component, Runtime(), built) for n, a in plan.alignments.items()}
+    losses = [_instantiate(plan, lp.component, Runtime(), built) for lp in plan.losses]
+    shapes = {t: {g: s.shape for g, s in tp.granularities.items()} for t, tp in plan.towers.items()}
+    model = AssembledModel(
+        towers,
+        alias,
+        aligners,
+        {n: a.between for n, a in plan.alignments.items()},
+        losses,
+        [lp.on for lp in plan.losses],
+        [lp.weight for lp in plan.losses],
+        shapes,
+        plan.config.data,
+    )
+    model.components = {c.where: (built[c.where], c) for c in plan.components()}
+    model.lock = [
+        {
+            "path": c.where,
+            "kind": c.kind,
+            "type": c.type_name,
+            "name": c.entry.qualified_name,
+            "distribution": c.entry.plugin.distribution,
+            "version": c.entry.plugin.version,
+        }
+        for c in plan.components()
+    ]
+    from repmix.registry.hooks import get_hooks
+
+    get_hooks().repmix_build_finished(model=model, config=plan.config.data)
+    return model

@@ -1,0 +1,283 @@
+"""The component interfaces: tokenizer, encoder, pooler, aligner, loss (+ dataset, evaluator).
+
+A component is a class with
+
+* a nested pydantic ``Config`` (subclass of :class:`ComponentConfig`) that
+  validates its YAML block (``extra="forbid"``: unknown keys are errors);
+* a ``citation`` string;
+* static declarations of what it requires and provides, evaluated from the
+  config alone so ``repmix check`` rejects an impossible pipeline before any
+  compute (:meth:`Encoder.signature`, :meth:`Pooler.signature`,
+  :meth:`Aligner.signature`);
+* ``__init__(config, runtime)``: runtime values such as a pooler's input
+  dimension arrive in :class:`Runtime`, injected by the builder, never
+  repeated in YAML.
+"""
+
+from __future__ import annotations
+
+from abc import ABCMeta, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor, nn
+
+from repmix.core.errors import PipelineError
+from repmix.core.types import (
+    Alignment,
+    Encoded,
+    EncoderSignature,
+    Granularity,
+    GranularitySpec,
+    LossOutput,
+)
+
+if TYPE_CHECKING:
+    from repmix.core.model import AssembledModel
+
+
+class ComponentConfig(BaseModel):
+    """Base class of every component's nested ``Config``. Unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+@dataclass
+class Runtime:
+    """Values the builder injects into a component at construction.
+
+    Attributes:
+        input: spec of the granularity a pooler reads (its ``dim`` is the input dimension).
+        encoder: signature of the tower's encoder (for poolers).
+        tokenizer: the tower's tokenizer instance (for encoders: vocabulary size, padding id).
+        load_pretrained: False when weights will be loaded from a saved model right after
+            construction, so pretrained checkpoints need not be read twice.
+        nested: built nested components by config field name (see
+            :meth:`Component.nested_components`), e.g. the base loss of a loss modifier.
+        path: dotted YAML path of this component, for error messages.
+    """
+
+    input: GranularitySpec | None = None
+    encoder: EncoderSignature | None = None
+    tokenizer: Tokenizer | None = None
+    load_pretrained: bool = True
+    nested: dict[str, Component] = field(default_factory=dict)
+    path: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Component(metaclass=ABCMeta):
+    """Common base of all component kinds."""
+
+    kind: ClassVar[str] = ""
+    citation: ClassVar[str] = ""
+    Config: ClassVar[type[ComponentConfig]] = ComponentConfig
+
+    config: ComponentConfig
+
+    @classmethod
+    def nested_components(cls, config: ComponentConfig) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Nested component blocks in ``config``: field name -> (kind, block). Default: none."""
+        return {}
+
+
+class Tokenizer(Component):
+    """Raw items (strings, SMILES, ...) -> a batch the encoder understands.
+
+    Not an ``nn.Module`` unless it learns. The batch is a mapping of tensors or
+    any object with a ``to(device)`` method.
+    """
+
+    kind = "tokenizer"
+
+    def __init__(self, config: ComponentConfig, runtime: Runtime) -> None:
+        self.config = config
+
+    @abstractmethod
+    def __call__(self, items: Sequence[Any]) -> Any:
+        """Tokenize a batch of raw items."""
+
+    def check_item(self, item: Any) -> str | None:
+        """Return why ``item`` cannot be tokenized, or ``None`` when it can (e.g. bad SMILES)."""
+        return None if isinstance(item, str) else f"expected a string, got {type(item).__name__}"
+
+    def sort_key(self, item: Any) -> int:
+        """Length proxy used to sort items before batching (less padding). Default: ``len``."""
+        try:
+            return len(item)
+        except TypeError:
+            return 0
+
+
+class Encoder(Component, nn.Module):
+    """Tokenizer batch -> :class:`Encoded` (granularities, optional per-layer states)."""
+
+    kind = "encoder"
+
+    def __init__(self, config: ComponentConfig, runtime: Runtime) -> None:
+        nn.Module.__init__(self)
+        self.config = config
+
+    @classmethod
+    @abstractmethod
+    def signature(cls, config: ComponentConfig) -> EncoderSignature:
+        """What this encoder provides under ``config``, without building it."""
+
+    @abstractmethod
+    def forward(self, batch: Any, output_layers: bool = False) -> Encoded:
+        """Encode a tokenizer batch; fill ``Encoded.layers`` when ``output_layers``."""
+
+
+class PoolerConfig(ComponentConfig):
+    """Options shared by poolers: the granularity read and optional L2 normalisation."""
+
+    source: str = "token"
+    normalize: bool = False
+
+
+class Pooler(Component, nn.Module):
+    """:class:`Encoded` -> one more granularity (e.g. ``sentence`` from ``token``)."""
+
+    kind = "pooler"
+    Config: ClassVar[type[ComponentConfig]] = PoolerConfig
+    #: True when the pooler reads per-layer hidden states (``Encoded.layers``).
+    needs_layers: ClassVar[bool] = False
+    #: Shape of the source granularity this pooler accepts.
+    source_shape: ClassVar[Literal["sequence", "pooled", "any"]] = "sequence"
+
+    def __init__(self, config: ComponentConfig, runtime: Runtime) -> None:
+        nn.Module.__init__(self)
+        self.config = config
+        self.input_dim = runtime.input.dim if runtime.input is not None else None
+
+    @classmethod
+    def signature(cls, config: ComponentConfig, encoder: EncoderSignature) -> GranularitySpec:
+        """The produced granularity; raises :class:`PipelineError` when the encoder lacks what is needed."""
+        source = getattr(config, "source", "token")
+        if source not in encoder.granularities:
+            raise PipelineError(
+                f"{cls.__name__} reads granularity {source!r}, which the encoder does not provide",
+                found=source,
+                allowed=sorted(encoder.granularities),
+            )
+        spec = encoder.granularities[source]
+        if cls.source_shape != "any" and spec.shape != cls.source_shape:
+            raise PipelineError(
+                f"{cls.__name__} needs a {cls.source_shape} granularity, but {source!r} is {spec.shape}"
+            )
+        if cls.needs_layers and not encoder.num_layers:
+            raise PipelineError(
+                f"{cls.__name__} needs per-layer hidden states, but the encoder exposes none",
+                hint="choose an encoder that exposes per-layer states (e.g. hf-transformer) or another pooler",
+            )
+        return GranularitySpec("pooled", spec.dim)
+
+    @abstractmethod
+    def forward(self, encoded: Encoded) -> Granularity:
+        """Produce the pooled granularity from the encoder output."""
+
+
+ShapeReq = Literal["sequence", "pooled", "any"]
+
+
+class Aligner(Component, nn.Module):
+    """Two granularities -> a score matrix [B_a, B_b] with optional detail."""
+
+    kind = "aligner"
+    #: Accepted shapes of the two sides.
+    accepts: ClassVar[tuple[ShapeReq, ShapeReq]] = ("pooled", "pooled")
+
+    def __init__(self, config: ComponentConfig, runtime: Runtime) -> None:
+        nn.Module.__init__(self)
+        self.config = config
+
+    @classmethod
+    def signature(cls, config: ComponentConfig, a: GranularitySpec, b: GranularitySpec) -> None:
+        """Raise :class:`PipelineError` when the two sides cannot be aligned."""
+        for side, spec, want in (("first", a, cls.accepts[0]), ("second", b, cls.accepts[1])):
+            if want != "any" and spec.shape != want:
+                raise PipelineError(
+                    f"{cls.__name__} needs a {want} granularity on the {side} side, got a {spec.shape} one"
+                )
+        if a.dim is not None and b.dim is not None and a.dim != b.dim:
+            raise PipelineError(f"{cls.__name__} needs equal dimensions, got {a.dim} and {b.dim}")
+
+    @abstractmethod
+    def forward(self, a: Granularity, b: Granularity) -> Alignment:
+        """Score every item of ``a`` against every item of ``b``."""
+
+
+@dataclass
+class LossInputs:
+    """What a loss sees: the alignments it is declared ``on`` and the towers' outputs."""
+
+    alignments: dict[str, Alignment]
+    outputs: dict[str, Encoded]
+    model: AssembledModel | None = None
+    targets: Tensor | None = None
+
+    @property
+    def alignment(self) -> Alignment:
+        """The first (usually only) alignment the loss is declared on."""
+        return next(iter(self.alignments.values()))
+
+    def sides(self, alignment: str) -> tuple[Granularity, Granularity]:
+        """The two granularities an alignment is computed between."""
+        if self.model is None:
+            raise RuntimeError("LossInputs.sides needs the model")
+        (ta, ga), (tb, gb) = self.model.alignment_between[alignment]
+        return self.outputs[ta][ga], self.outputs[tb][gb]
+
+    def realign(self, alignment: str, a: Granularity, b: Granularity) -> Alignment:
+        """Run the named alignment's aligner on other granularities (e.g. truncated ones)."""
+        if self.model is None:
+            raise RuntimeError("LossInputs.realign needs the model")
+        return self.model.aligners[alignment](a, b)
+
+
+class Loss(Component, nn.Module):
+    """Alignments and/or granularities -> scalar + named logs."""
+
+    kind = "loss"
+    #: Number of alignments the loss reads through ``on:`` (``None`` = any number ≥ 1).
+    num_alignments: ClassVar[int | None] = 1
+    #: True when the loss needs per-example targets (e.g. gold scores).
+    needs_targets: ClassVar[bool] = False
+
+    def __init__(self, config: ComponentConfig, runtime: Runtime) -> None:
+        nn.Module.__init__(self)
+        self.config = config
+
+    @classmethod
+    def signature(cls, config: ComponentConfig, on: Sequence[str]) -> None:
+        """Raise :class:`PipelineError` when ``on`` is not what this loss reads."""
+        if cls.num_alignments is not None and len(on) != cls.num_alignments:
+            raise PipelineError(
+                f"{cls.__name__} reads {cls.num_alignments} alignment(s) through 'on:', got {len(on)}"
+            )
+
+    @abstractmethod
+    def forward(self, inputs: LossInputs) -> LossOutput:
+        """Compute the scalar loss and its logs."""
+
+
+KIND_BASES: dict[str, type[Component]] = {
+    "tokenizer": Tokenizer,
+    "encoder": Encoder,
+    "pooler": Pooler,
+    "aligner": Aligner,
+    "loss": Loss,
+}
+
+
+def kind_base(kind: str) -> type[Component] | None:
+    """The base class components of ``kind`` must subclass."""
+    if kind in KIND_BASES:
+        return KIND_BASES[kind]
+    if kind in ("dataset", "evaluator"):
+        from repmix.core.data import Dataset, Evaluator
+
+        return {"dataset": Dataset, "evaluator": Evaluator}[kind]
+    return None

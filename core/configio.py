@@ -1,0 +1,288 @@
+"""YAML configs: safe loading with line numbers, ``extends:``, dotted overrides.
+
+Every value keeps the file and line it came from, so errors found later (an
+unknown component, a bad value) can point at the exact place in the YAML.
+Only YAML's safe types are constructed: a config can never import Python.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from repmix.core.errors import ConfigError, InputError
+
+PathKey = tuple[Any, ...]
+COMMAND_LINE = "<command line>"
+
+
+def dotted(path: PathKey | str) -> str:
+    """``("model", "towers", "text")`` -> ``"model.towers.text"``."""
+    if isinstance(path, str):
+        return path
+    return ".".join(str(p) for p in path)
+
+
+@dataclass
+class LocatedConfig:
+    """A config mapping plus the (file, line) each key came from."""
+
+    data: dict[str, Any]
+    lines: dict[PathKey, tuple[str, int]] = field(default_factory=dict)
+    source: str | None = None
+
+    def where(self, path: PathKey | str) -> tuple[str | None, int | None]:
+        """File and line of ``path`` or, failing that, of its nearest ancestor."""
+        key = _split(path) if isinstance(path, str) else tuple(path)
+        while key:
+            if key in self.lines:
+                return self.lines[key]
+            key = key[:-1]
+        return self.source, None
+
+    def error(self, message: str, path: PathKey | str, **kwargs: Any) -> ConfigError:
+        """A :class:`ConfigError` located at ``path``."""
+        file, line = self.where(path)
+        return ConfigError(message, path=dotted(path), file=file, line=line, **kwargs)
+
+    def locate(self, err: ConfigError, path: PathKey | str) -> ConfigError:
+        """Fill in ``err``'s location from ``path`` where it has none."""
+        if err.path is None:
+            err.path = dotted(path)
+        if err.file is None and err.line is None:
+            err.file, err.line = self.where(err.path)
+        return err
+
+    def get(self, path: PathKey | str, default: Any = None) -> Any:
+        """Value at a dotted path, or ``default``."""
+        node: Any = self.data
+        for part in _split(path) if isinstance(path, str) else path:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and -len(node) <= part < len(node):
+                node = node[part]
+            else:
+                return default
+        return node
+
+    def has(self, path: PathKey | str) -> bool:
+        """True when the dotted path exists."""
+        sentinel = object()
+        return self.get(path, sentinel) is not sentinel
+
+    def copy(self) -> LocatedConfig:
+        return LocatedConfig(copy.deepcopy(self.data), dict(self.lines), self.source)
+
+
+def _split(path: str) -> PathKey:
+    return tuple(int(p) if p.lstrip("-").isdigit() else p for p in path.split(".") if p != "")
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader following YAML 1.2's core schema for booleans and floats.
+
+    PyYAML implements YAML 1.1, where ``on``/``off``/``yes``/``no`` are
+    booleans (so a loss's ``on:`` key would become ``True``) and ``1e-4`` is a
+    string. Configs are written by people who expect 1.2 behaviour.
+    """
+
+
+def _yaml12_resolvers() -> None:
+    import re
+
+    resolvers = {
+        ch: [(tag, rx) for tag, rx in lst if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")]
+        for ch, lst in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    _Loader.yaml_implicit_resolvers = resolvers
+    _Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    )
+    _Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(
+            r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+        ),
+        list("-+0123456789."),
+    )
+
+
+_yaml12_resolvers()
+
+
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:omap")
+
+
+def _to_python(node: yaml.Node, loader: _Loader, file: str, path: PathKey, lines: dict[PathKey, tuple[str, int]]) -> Any:
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+        raise ConfigError(
+            f"unsupported YAML tag {node.tag!r}: configs hold plain data only",
+            path=dotted(path) or None, file=file, line=node.start_mark.line + 1,
+        )
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                raise ConfigError(
+                    f"mapping keys must be plain scalars, found {key!r}",
+                    path=dotted(path), file=file, line=key_node.start_mark.line + 1,
+                )
+            if key in out:
+                raise ConfigError(
+                    f"key {key!r} appears twice in the same mapping",
+                    path=dotted(path + (key,)), file=file, line=key_node.start_mark.line + 1,
+                )
+            lines[path + (key,)] = (file, key_node.start_mark.line + 1)
+            out[key] = _to_python(value_node, loader, file, path + (key,), lines)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for i, item in enumerate(node.value):
+            lines[path + (i,)] = (file, item.start_mark.line + 1)
+            items.append(_to_python(item, loader, file, path + (i,), lines))
+        return items
+    return loader.construct_object(node, deep=True)
+
+
+def parse_yaml(text: str, file: str) -> tuple[Any, dict[PathKey, tuple[str, int]]]:
+    """Parse YAML text safely; returns the data and a path -> (file, line) map."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        lines: dict[PathKey, tuple[str, int]] = {}
+        data = None if node is None else _to_python(node, loader, file, (), lines)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(f"YAML syntax error: {problem}", file=file, line=line) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"YAML syntax error: {exc}", file=file) from None
+    finally:
+        loader.dispose()
+    return data, lines
+
+
+def deep_merge(base: Any, override: Any) -> Any:
+    """Merge ``override`` into ``base``: mappings merge key by key, everything else is replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for k, v in override.items():
+            out[k] = deep_merge(base[k], v) if k in base else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(override)
+
+
+def load_config(
+    path: str | Path,
+    overrides: list[str] | None = None,
+    *,
+    _stack: tuple[Path, ...] = (),
+) -> LocatedConfig:
+    """Load a YAML config, following ``extends:`` and applying dotted ``overrides``."""
+    p = Path(path)
+    shown = str(path)
+    if not p.exists():
+        if _stack:
+            raise ConfigError(f"extended config {shown!r} does not exist", file=str(_stack[-1]), path="extends")
+        raise InputError(f"config file {shown!r} does not exist")
+    if p.is_dir():
+        raise InputError(f"{shown!r} is a directory, not a config file")
+    resolved = p.resolve()
+    if resolved in _stack:
+        chain = " -> ".join(str(s) for s in (*_stack, resolved))
+        raise ConfigError(f"circular 'extends:' chain: {chain}", file=str(_stack[-1]), path="extends")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read config {shown!r}: {exc}") from None
+    data, lines = parse_yaml(text, shown)
+    if data is None:
+        raise ConfigError("config is empty: expected a mapping with at least 'model:'", file=shown, line=1)
+    if not isinstance(data, dict):
+        kind = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
+            type(data), type(data).__name__
+        )
+        raise ConfigError(f"config must be a mapping (key: value), found {kind}", file=shown, line=1)
+    cfg = LocatedConfig(data, lines, shown)
+    if "extends" in data:
+        parents = data.pop("extends")
+        parent_list = parents if isinstance(parents, list) else [parents]
+        merged: LocatedConfig | None = None
+        for i, parent in enumerate(parent_list):
+            if not isinstance(parent, str):
+                raise cfg.error("'extends:' must be a file path or a list of paths", ("extends",), found=parent)
+            parent_path = (p.parent / parent) if not Path(parent).is_absolute() else Path(parent)
+            base = load_config(parent_path, _stack=(*_stack, resolved))
+            if merged is None:
+                merged = base
+            else:
+                merged = LocatedConfig(deep_merge(merged.data, base.data), {**merged.lines, **base.lines}, merged.source)
+        assert merged is not None
+        cfg = LocatedConfig(
+            deep_merge(merged.data, data),
+            {**merged.lines, **{k: v for k, v in lines.items() if k != ("extends",)}},
+            shown,
+        )
+    if overrides:
+        apply_overrides(cfg, overrides)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[PathKey, Any]:
+    """``"train.lr=1e-4"`` -> (("train", "lr"), 0.0001)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(
+            f"override {text!r} is not of the form dotted.key=value",
+            file=COMMAND_LINE, hint="example: train.lr=1e-4",
+        )
+    try:
+        value, _ = parse_yaml(raw, COMMAND_LINE) if raw.strip() else ("", {})
+    except ConfigError:
+        value = raw
+    return _split(key), value
+
+
+def apply_overrides(cfg: LocatedConfig, overrides: list[str]) -> None:
+    """Set each ``dotted.key=value`` in place; lists are indexed by number."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node: Any = cfg.data
+        for i, part in enumerate(path[:-1]):
+            if isinstance(node, list):
+                if not isinstance(part, int) or not -len(node) <= part < len(node):
+                    raise ConfigError(
+                        f"override {text!r}: {dotted(path[: i + 1])} is not an index of a list of {len(node)}",
+                        file=COMMAND_LINE,
+                    )
+                node = node[part]
+                continue
+            if not isinstance(node, dict):
+                raise ConfigError(
+                    f"override {text!r}: {dotted(path[:i])} is not a mapping", file=COMMAND_LINE
+                )
+            node = node.setdefault(part, {})
+        last = path[-1]
+        if isinstance(node, list):
+            if not isinstance(last, int) or not -len(node) <= last < len(node):
+                raise ConfigError(f"override {text!r}: index out of range", file=COMMAND_LINE)
+            node[last] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise ConfigError(f"override {text!r}: {dotted(path[:-1])} is not a mapping", file=COMMAND_LINE)
+        cfg.lines[path] = (f"{COMMAND_LINE} {text!r}", 0)
+
+
+def dump_yaml(data: Any) -> str:
+    """Serialise a resolved config (plain types only) to YAML."""
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -1,0 +1,108 @@
+"""Data that flows between components: granularities, encodings, alignments, losses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+#: ``sequence``: [B, N, D] with a [B, N] mask. ``pooled``: [B, D], no mask.
+Shape = Literal["sequence", "pooled"]
+
+
+@dataclass
+class Granularity:
+    """One named representation level of a batch: a tensor and, for sequences, a mask.
+
+    ``hidden`` is [B, N, D] with ``mask`` [B, N] (True = real element) for
+    sequence granularities (tokens, atoms, motifs), or [B, D] with
+    ``mask=None`` for pooled ones (sentence, molecule).
+    """
+
+    hidden: Tensor
+    mask: Tensor | None = None
+
+    @property
+    def shape_kind(self) -> Shape:
+        return "pooled" if self.hidden.dim() == 2 else "sequence"
+
+    @property
+    def dim(self) -> int:
+        return int(self.hidden.shape[-1])
+
+    def full_mask(self) -> Tensor:
+        """The mask, or all-True when none was given (sequence granularities only)."""
+        if self.mask is not None:
+            return self.mask.bool()
+        return torch.ones(self.hidden.shape[:-1], dtype=torch.bool, device=self.hidden.device)
+
+    def to(self, device: torch.device | str) -> Granularity:
+        return Granularity(self.hidden.to(device), None if self.mask is None else self.mask.to(device))
+
+
+@dataclass
+class Encoded:
+    """An encoder's output: granularity name -> :class:`Granularity`.
+
+    ``layers`` holds per-layer hidden states where the encoder offers them
+    (index 0 = embedding output, index -1 = last layer), each shaped like the
+    granularity named by ``layers_of`` and sharing its mask. Poolers and
+    modifiers that need them (multi-layer pooling, 2D Matryoshka) read them
+    from here explicitly; nothing is monkey-patched.
+    """
+
+    granularities: dict[str, Granularity]
+    layers: tuple[Tensor, ...] | None = None
+    layers_of: str = "token"
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Granularity:
+        return self.granularities[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.granularities
+
+    def layer(self, index: int) -> Granularity:
+        """Per-layer states at ``index`` as a granularity (mask of ``layers_of``)."""
+        if self.layers is None:
+            raise ValueError("this encoder output carries no per-layer hidden states")
+        return Granularity(self.layers[index], self.granularities[self.layers_of].mask)
+
+
+@dataclass
+class Alignment:
+    """Scores between two sets of items: [B_a, B_b], plus optional detail (e.g. a transport plan)."""
+
+    scores: Tensor
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LossOutput:
+    """A scalar loss and named values to log."""
+
+    value: Tensor
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GranularitySpec:
+    """Static description of a granularity, known before any compute."""
+
+    shape: Shape
+    dim: int | None = None
+
+
+@dataclass(frozen=True)
+class EncoderSignature:
+    """What an encoder provides, derived from its config alone.
+
+    ``num_layers`` counts the per-layer states the encoder can expose
+    (embedding output included), or is ``None`` where it exposes none.
+    """
+
+    granularities: dict[str, GranularitySpec]
+    num_layers: int | None = None
+    layers_of: str = "token"

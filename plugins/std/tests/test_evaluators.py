@@ -1,0 +1,391 @@
+"""Tests of the std evaluators: retrieval, sts, beir.
+
+Metric code is checked on hand-computed cases and against torchmetrics'
+retrieval metrics (an independent implementation) on random, tie-free inputs.
+Evaluator plumbing is checked on tiny toy models (tests/eval_toys.py) with the
+std ``mean`` pooler and ``cosine`` / ``maxsim`` aligners.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from eval_toys import ALIGNMENTS, TOY_TOWER, toy_components, toy_model
+from scipy.stats import pearsonr, spearmanr
+
+from repmix.core.assembly import build_model, instantiate_component, plan_component, plan_model
+from repmix.core.components import Runtime
+from repmix.core.configio import LocatedConfig
+from repmix.core.data import Examples
+from repmix.core.errors import ConfigError, InputError
+from repmix.registry import get_registry
+from repmix_std.datasets import BeirConfig, BeirDataset
+from repmix_std.evaluators import (
+    BeirEvalConfig,
+    BeirEvaluator,
+    RetrievalConfig,
+    RetrievalEvaluator,
+    StsEvalConfig,
+    StsEvaluator,
+    alignment_scores,
+    cosine_retrieval_metrics,
+    ir_metrics,
+    rank_metrics,
+    ranks_from_scores,
+)
+
+tm = pytest.importorskip("torchmetrics.retrieval", reason="torchmetrics is in repmix-std's test extra")
+
+#: Absolute tolerance of the torchmetrics cross-checks (float32 inside torchmetrics).
+TOL = 1e-6
+
+
+def distinct_positive_scores(n: int, m: int, g: torch.Generator) -> torch.Tensor:
+    """Tie-free scores in (0, 1], exactly representable in float32.
+
+    Positive because torchmetrics (1.9) counts a document with a prediction <= 0
+    as irrelevant in MRR and recall.
+    """
+    return torch.stack([(torch.randperm(m, generator=g) + 1).double() / m for _ in range(n)])
+
+
+def words(n: int, seed: int, vocab: int = 300) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(f"w{rng.randrange(vocab)}" for _ in range(rng.randint(1, 9))) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def toys() -> Any:
+    with toy_components():
+        yield
+
+
+@pytest.fixture(scope="module")
+def model(toys: Any) -> Any:
+    return toy_model(ALIGNMENTS)
+
+
+def retrieval(**kw: Any) -> RetrievalEvaluator:
+    return RetrievalEvaluator(RetrievalConfig(progress=False, **kw), Runtime())
+
+
+# =========================================================================== metric functions
+SCORES = torch.tensor([[0.9, 0.1, 0.5], [0.2, 0.3, 0.8], [0.4, 0.4, 0.4]])
+
+
+def test_ranks_hand_computed() -> None:
+    diag = torch.arange(3)
+    # row 0: nothing beats 0.9 -> 1; row 1: 0.8 beats 0.3 -> 2; row 2: three-way tie -> 1 (strictly greater only)
+    assert ranks_from_scores(SCORES, diag).tolist() == [1, 2, 1]
+    # reverse direction: column 0 -> 1; column 1 (0.3 vs 0.1, 0.4) -> 2; column 2 (0.4 vs 0.5, 0.8) -> 3
+    assert ranks_from_scores(SCORES.T, diag).tolist() == [1, 2, 3]
+    m = rank_metrics(torch.tensor([1, 2, 1]))
+    assert m == pytest.approx(
+        {"mrr": 2.5 / 3, "hits@1": 2 / 3, "hits@5": 1.0, "hits@10": 1.0, "mean_rank": 4 / 3, "median_rank": 1.0}
+    )
+    assert rank_metrics([1, 2, 3, 10], ["median_rank", "hits@2"]) == {"median_rank": 2.5, "hits@2": 0.5}
+    nan = torch.tensor([[float("nan"), 0.1, 0.2], [0.3, float("nan"), 0.1]])
+    assert ranks_from_scores(nan, torch.tensor([1, 0])).tolist() == [2, 1]
+    assert ranks_from_scores(nan, torch.tensor([0, 1])).tolist() == [3, 3]
+    with pytest.raises(ValueError, match="unknown retrieval metric 'hits@0'"):
+        rank_metrics([1], ["hits@0"])
+
+
+def test_rank_metrics_match_torchmetrics() -> None:
+    g = torch.Generator().manual_seed(0)
+    n, m = 60, 250
+    scores = distinct_positive_scores(n, m, g)
+    positives = torch.randint(0, m, (n,), generator=g)
+    ours = rank_metrics(ranks_from_scores(scores, positives), ["mrr", "hits@1", "hits@5", "hits@10", "hits@50"])
+    target = F.one_hot(positives, m).bool()
+    indexes = torch.arange(n).unsqueeze(1).expand(n, m)
+    flat = (scores.flatten().float(), target.flatten(), indexes.flatten())
+    assert ours["mrr"] == pytest.approx(float(tm.RetrievalMRR()(*flat[:2], indexes=flat[2])), abs=TOL)
+    for k in (1, 5, 10, 50):
+        ref = float(tm.RetrievalHitRate(top_k=k)(*flat[:2], indexes=flat[2]))
+        assert ours[f"hits@{k}"] == pytest.approx(ref, abs=TOL)
+        assert ref == pytest.approx(float(tm.RetrievalRecall(top_k=k)(*flat[:2], indexes=flat[2])), abs=TOL)
+    assert 0.0 < ours["mrr"] < 0.2  # random scores: the check is not vacuous
+
+
+def test_ir_metrics_match_torchmetrics() -> None:
+    g = torch.Generator().manual_seed(1)
+    n, m = 40, 400
+    scores = distinct_positive_scores(n, m, g)
+    relevance = torch.zeros(n, m, dtype=torch.float64)
+    for q in range(n - 2):  # the last two queries have no relevant document
+        docs = torch.randperm(m, generator=g)[: int(torch.randint(1, 8, (1,), generator=g))]
+        relevance[q, docs] = torch.randint(1, 4, (len(docs),), generator=g).double()
+        scores[q, docs[0]] = 1.5  # one relevant document per query ranks first
+    ours = {k: v.mean().item() for k, v in ir_metrics(scores, relevance, ["ndcg@10", "recall@100", "mrr@10", "ndcg@3"]).items()}
+    idx = torch.arange(n).unsqueeze(1).expand(n, m).flatten()
+    preds, target = scores.flatten().float(), relevance.flatten()
+    refs = {
+        "ndcg@10": tm.RetrievalNormalizedDCG(top_k=10),
+        "ndcg@3": tm.RetrievalNormalizedDCG(top_k=3),
+        "recall@100": tm.RetrievalRecall(top_k=100),
+        "mrr@10": tm.RetrievalMRR(top_k=10),
+    }
+    for name, metric in refs.items():
+        tgt = target if name.startswith("ndcg") else target > 0
+        assert ours[name] == pytest.approx(float(metric(preds, tgt.long() if name.startswith("ndcg") else tgt, indexes=idx)), abs=TOL), name
+    assert 0.1 < ours["ndcg@10"] < 0.9
+
+
+def test_ir_metrics_hand_computed() -> None:
+    scores = torch.tensor([[0.9, 0.8, 0.7, 0.6]])
+    relevance = torch.tensor([[0.0, 2.0, 0.0, 1.0]])
+    out = ir_metrics(scores, relevance, ["ndcg@4", "recall@2", "mrr@1", "mrr@4"])
+    dcg = 2 / np.log2(3) + 1 / np.log2(5)
+    idcg = 2 / np.log2(2) + 1 / np.log2(3)
+    assert out["ndcg@4"].item() == pytest.approx(dcg / idcg)
+    assert out["recall@2"].item() == 0.5 and out["mrr@1"].item() == 0.0 and out["mrr@4"].item() == 0.5
+
+
+def test_cosine_retrieval_metrics_precomputed() -> None:
+    g = torch.Generator().manual_seed(2)
+    a = torch.randn(300, 32, generator=g)
+    b = a + 0.8 * torch.randn(300, 32, generator=g)
+    out = cosine_retrieval_metrics(a, b, names=("text", "molecule"), chunk_size=37)
+    s = F.normalize(a, dim=1) @ F.normalize(b, dim=1).T
+    diag = torch.arange(300)
+    assert out["text->molecule/mrr"] == pytest.approx(rank_metrics(ranks_from_scores(s, diag))["mrr"])
+    assert out["molecule->text/mean_rank"] == pytest.approx(rank_metrics(ranks_from_scores(s.T, diag))["mean_rank"])
+    assert out["text->molecule/hits@1"] > 0.2
+
+
+# =========================================================================== retrieval evaluator
+def test_identical_items_rank_first(toys: Any) -> None:
+    shared = {
+        "model": {
+            "towers": {"text": dict(TOY_TOWER), "molecule": {"shared_with": "text"}},
+            "alignments": {"coarse": {"type": "cosine", "between": ["text.sentence", "molecule.sentence"]}},
+        }
+    }
+    m = build_model(plan_model(LocatedConfig(shared)))
+    items = [f"w{i} w{i + 1} w{2 * i}" for i in range(40)]
+    out = retrieval().evaluate(m, Examples({"text": items, "molecule": items}))
+    assert out["text->molecule/hits@1"] == 1.0 and out["molecule->text/mean_rank"] == 1.0
+    shuffled = items[1:] + items[:1]  # every positive is now another item: ranks get worse
+    out = retrieval().evaluate(m, Examples({"text": items, "molecule": shuffled}))
+    assert out["text->molecule/hits@1"] == 0.0 and out["text->molecule/mean_rank"] > 2
+
+
+@pytest.mark.parametrize("on", ["coarse", "fine", "flipped", {"coarse": 1.0, "fine": 0.5}])
+def test_evaluator_equals_ranks_of_the_score_matrix(model: Any, on: Any) -> None:
+    texts, mols = words(45, 1), words(45, 2)
+    data = Examples({"text": texts, "molecule": mols})
+    out = retrieval(on=on, chunk_size=7, candidate_chunk_size=10).evaluate(model, data)
+    big = retrieval(on=on).evaluate(model, data)
+    assert out == pytest.approx(big)  # chunking changes nothing
+    s = alignment_scores(model, on, "text", texts, "molecule", mols)
+    diag = torch.arange(45)
+    assert {k[len("text->molecule/"):]: v for k, v in out.items() if k.startswith("text->molecule/")} == pytest.approx(
+        rank_metrics(ranks_from_scores(s, diag))
+    )
+    assert {k[len("molecule->text/"):]: v for k, v in out.items() if k.startswith("molecule->text/")} == pytest.approx(
+        rank_metrics(ranks_from_scores(s.T, diag))
+    )
+
+
+def test_scores_go_through_each_aligner(model: Any) -> None:
+    texts, mols = words(12, 3), words(9, 4)
+    coarse = alignment_scores(model, "coarse", "text", texts, "molecule", mols)
+    ref = F.normalize(torch.from_numpy(model.embed("text", texts)), dim=1) @ F.normalize(torch.from_numpy(model.embed("molecule", mols)), dim=1).T
+    assert torch.allclose(coarse, ref, atol=1e-5)
+    with torch.no_grad():
+        fine_ref = model.aligners["fine"](model.encode("text", texts)["token"], model.encode("molecule", mols)["token"]).scores
+    assert torch.allclose(alignment_scores(model, "fine", "text", texts, "molecule", mols), fine_ref, atol=1e-5)
+    # the alignment declared molecule -> text is transposed, not recomputed the other way round
+    with torch.no_grad():
+        flip_ref = model.aligners["flipped"](model.encode("molecule", mols)["token"], model.encode("text", texts)["token"]).scores
+    assert torch.allclose(alignment_scores(model, "flipped", "text", texts, "molecule", mols), flip_ref.T, atol=1e-5)
+    assert not torch.allclose(flip_ref.T, fine_ref, atol=1e-3)  # maxsim is asymmetric: the orientation matters
+
+
+def test_weighted_sum_equals_sum_of_score_matrices(model: Any) -> None:
+    texts, mols = words(30, 5), words(30, 6)
+    weighted = alignment_scores(model, {"coarse": 2.0, "fine": 0.5, "flipped": -1.0}, "text", texts, "molecule", mols)
+    parts = [alignment_scores(model, n, "text", texts, "molecule", mols) for n in ("coarse", "fine", "flipped")]
+    assert torch.allclose(weighted, 2.0 * parts[0] + 0.5 * parts[1] - parts[2], atol=1e-5)
+
+
+def test_extra_candidates_never_improve_a_rank(model: Any, tmp_path: Path) -> None:
+    texts, mols, extra = words(40, 7), words(40, 8), words(200, 9)
+    data = Examples({"text": texts, "molecule": mols})
+    base = retrieval(on="fine").evaluate(model, data)
+    f = tmp_path / "extra.txt"
+    f.write_text("\n".join(extra) + "\n")
+    more = retrieval(on="fine", extra_candidates={"path": str(f), "tower": "molecule"}).evaluate(model, data)
+    assert more["text->molecule/mean_rank"] > base["text->molecule/mean_rank"]
+    assert more["text->molecule/mrr"] <= base["text->molecule/mrr"]
+    assert {k: v for k, v in more.items() if k.startswith("molecule->")} == pytest.approx(
+        {k: v for k, v in base.items() if k.startswith("molecule->")}
+    )  # extras are targets only
+    s = alignment_scores(model, "fine", "text", texts, "molecule", mols + extra)
+    diag = torch.arange(40)
+    with_extra, without = ranks_from_scores(s, diag), ranks_from_scores(s[:, :40], diag)
+    assert bool((with_extra >= without).all()) and bool((with_extra > without).any())
+    assert more["text->molecule/mean_rank"] == pytest.approx(with_extra.double().mean().item())
+
+
+def test_extra_candidates_from_a_dataset_block(model: Any, tmp_path: Path) -> None:
+    texts, mols, extra = words(20, 10), words(20, 11), words(50, 12)
+    f = tmp_path / "mols.tsv"
+    f.write_text("cid\tsmiles\n" + "".join(f"{i}\t{m}\n" for i, m in enumerate(extra)))
+    block = {"type": "pairs", "path": str(f), "fields": {"molecule": "smiles"}}
+    data = Examples({"text": texts, "molecule": mols})
+    direct = retrieval(on="coarse", extra_candidates=block).evaluate(model, data)
+    # as the engine builds it: planned from YAML, the dataset block is a nested component
+    cfg = LocatedConfig({"evaluate": {"type": "retrieval", "on": "coarse", "progress": False, "extra_candidates": block}})
+    planned = plan_component(cfg, get_registry(), "evaluator", cfg.data["evaluate"], ("evaluate",))
+    assert planned.nested["extra_candidates"].type_name == "pairs"
+    built = instantiate_component(cfg, planned)
+    assert built._extra_dataset is not None
+    assert built.evaluate(model, data) == pytest.approx(direct)
+    s = alignment_scores(model, "coarse", "text", texts, "molecule", mols + extra)
+    assert direct["text->molecule/mrr"] == pytest.approx(rank_metrics(ranks_from_scores(s, torch.arange(20)))["mrr"])
+    tsv = retrieval(on="coarse", extra_candidates={"path": str(f), "tower": "molecule", "column": "smiles"})
+    assert tsv.evaluate(model, data) == pytest.approx(direct)
+
+
+def test_directions_columns_and_errors(model: Any) -> None:
+    data = Examples({"text": words(10, 13), "molecule": words(10, 14)})
+    fwd = retrieval(on="coarse", directions="forward", metrics=["mrr", "hits@3"]).evaluate(model, data)
+    assert set(fwd) == {"text->molecule/mrr", "text->molecule/hits@3"}
+    back = retrieval(on="coarse", directions="backward").evaluate(model, data)
+    assert all(k.startswith("molecule->text/") for k in back)
+    with pytest.raises(ConfigError, match="name the one to score with 'on:'"):
+        retrieval().evaluate(model, data)
+    with pytest.raises(ConfigError) as err:
+        retrieval(on="corse").evaluate(model, data)
+    assert "did you mean 'coarse'" in err.value.render()
+    with pytest.raises(InputError, match="data column 'molecule'"):
+        retrieval(on="coarse").evaluate(model, Examples({"text": ["a"], "smiles": ["b"]}))
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="unknown retrieval metric 'hit@1'"):
+        RetrievalConfig(metrics=["hit@1"])
+    with pytest.raises(ValidationError):
+        RetrievalConfig(extra_candidates={"paht": "x", "tower": "molecule"})
+
+
+def test_extras_without_a_matching_side(model: Any, tmp_path: Path) -> None:
+    f = tmp_path / "p.txt"
+    f.write_text("x y\n")
+    ev = retrieval(on="coarse", extra_candidates={"path": str(f), "tower": "protein"})
+    with pytest.raises(InputError, match="extra_candidates provide protein"):
+        ev.evaluate(model, Examples({"text": ["a"], "molecule": ["b"]}))
+
+
+def test_single_tower_model_with_columns(toys: Any) -> None:
+    one = {
+        "model": {
+            "towers": {"text": dict(TOY_TOWER)},
+            "alignments": {"sim": {"type": "cosine", "between": ["text.sentence", "text.sentence"]}},
+        }
+    }
+    m = build_model(plan_model(LocatedConfig(one)))
+    items = words(15, 15)
+    data = Examples({"query": items, "document": items})
+    out = retrieval(columns=("query", "document")).evaluate(m, data)
+    assert out["query->document/hits@1"] == 1.0
+    with pytest.raises(ConfigError, match="name the two data columns"):
+        retrieval().evaluate(m, data)
+
+
+# =========================================================================== BEIR
+def make_beir(root: Path, n_docs: int = 60, n_queries: int = 25) -> Path:
+    rng = random.Random(0)
+    docs = list(dict.fromkeys(" ".join(sorted(d.split())) for d in words(3 * n_docs, 16) if len(set(d.split())) > 2))
+    docs = docs[:n_docs]  # distinct bags of words: no tied scores
+    root.mkdir(parents=True)
+    with open(root / "corpus.jsonl", "w") as f:
+        for i, d in enumerate(docs):
+            f.write(json.dumps({"_id": f"d{i}", "title": "", "text": d}) + "\n")
+        f.write(json.dumps({"_id": "q0", "title": "", "text": "w1 w2 w3"}) + "\n")  # same id as a query
+    lines = ["query-id\tcorpus-id\tscore"]
+    with open(root / "queries.jsonl", "w") as f:
+        for q in range(n_queries):
+            rel = rng.sample(range(n_docs), rng.randint(1, 4))
+            f.write(json.dumps({"_id": f"q{q}", "text": " ".join(docs[rel[0]].split()[:3]) + " w1"}) + "\n")
+            lines += [f"q{q}\td{r}\t{rng.randint(1, 2)}" for r in rel]
+    (root / "qrels").mkdir()
+    (root / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_beir_evaluator_matches_torchmetrics(tmp_path: Path, toys: Any) -> None:
+    m = toy_model({"sim": {"type": "cosine", "between": ["query.sentence", "document.sentence"]},
+                   "late": {"type": "maxsim", "between": ["query.token", "document.token"]}},
+                  towers=("query", "document"))
+    data = BeirDataset(BeirConfig(path=str(make_beir(tmp_path / "b")), split="test"), Runtime()).load()
+    ex = data.extras
+    for on in ("sim", "late", {"sim": 1.0, "late": 0.25}):
+        ev = BeirEvaluator(BeirEvalConfig(on=on, progress=False, chunk_size=4, candidate_chunk_size=16), Runtime())
+        out = ev.evaluate(m, data)
+        s = alignment_scores(m, on, "query", ex["query_texts"], "document", ex["corpus_texts"]).double()
+        s[0, ex["corpus_ids"].index("q0")] = -float("inf")  # ignore_identical_ids, as BEIR does by default
+        rel = torch.zeros_like(s)
+        for i, q in enumerate(ex["query_ids"]):
+            for d, r in ex["qrels"][q].items():
+                rel[i, ex["corpus_ids"].index(d)] = r
+        n, k = s.shape
+        idx = torch.arange(n).unsqueeze(1).expand(n, k).flatten()
+        assert all(len(set(row.tolist())) == k for row in s)  # tie-free, so the orders agree
+        preds = s.exp().flatten().float()  # monotonic and positive (see distinct_positive_scores)
+        assert out["ndcg@10"] == pytest.approx(float(tm.RetrievalNormalizedDCG(top_k=10)(preds, rel.flatten().long(), indexes=idx)), abs=TOL)
+        assert out["recall@100"] == pytest.approx(float(tm.RetrievalRecall(top_k=100)(preds, rel.flatten() > 0, indexes=idx)), abs=TOL)
+        assert out["mrr@10"] == pytest.approx(float(tm.RetrievalMRR(top_k=10)(preds, rel.flatten() > 0, indexes=idx)), abs=TOL)
+        assert out["recall@100"] == 1.0 and 0 < out["ndcg@10"] < 1  # 61 documents: everything is in the top 100
+
+
+def test_beir_ignore_identical_ids_and_errors(tmp_path: Path, toys: Any) -> None:
+    m = toy_model({"sim": {"type": "cosine", "between": ["query.sentence", "document.sentence"]}}, towers=("query", "document"))
+    data = BeirDataset(BeirConfig(path=str(make_beir(tmp_path / "b")), split="test"), Runtime()).load()
+    data.extras["qrels"]["q0"]["q0"] = 1.0  # judge the document that shares the query's id relevant
+    kept = BeirEvaluator(BeirEvalConfig(progress=False, ignore_identical_ids=False), Runtime()).evaluate(m, data)
+    dropped = BeirEvaluator(BeirEvalConfig(progress=False), Runtime()).evaluate(m, data)
+    assert kept["mrr@10"] > dropped["mrr@10"]
+    with pytest.raises(InputError, match="use the beir dataset"):
+        BeirEvaluator(BeirEvalConfig(progress=False), Runtime()).evaluate(m, Examples({"query": ["a"], "document": ["b"]}))
+    # the retrieval evaluator ranks against the BEIR corpus when the data carries one
+    out = retrieval().evaluate(m, data)
+    s = alignment_scores(m, "sim", "query", data.columns["query"], "document", data.extras["corpus_texts"])
+    pos = torch.tensor([data.extras["corpus_texts"].index(d) for d in data.columns["document"]])
+    assert out["query->document/mrr"] == pytest.approx(rank_metrics(ranks_from_scores(s, pos))["mrr"])
+
+
+# =========================================================================== STS
+def test_sts_matches_scipy_on_cosine(toys: Any) -> None:
+    m = toy_model({"sim": {"type": "cosine", "between": ["query.sentence", "document.sentence"]},
+                   "late": {"type": "maxsim", "between": ["query.token", "document.token"]}},
+                  towers=("query", "document"))
+    a, b = words(50, 17), words(50, 18)
+    gold = [float(x) for x in np.random.default_rng(0).uniform(0, 5, 50)]
+    data = Examples({"query": a, "document": b}, targets=gold)
+    out = StsEvaluator(StsEvalConfig(on="sim", progress=False), Runtime()).evaluate(m, data)
+    cos = F.cosine_similarity(torch.from_numpy(m.embed("query", a)), torch.from_numpy(m.embed("document", b))).numpy()
+    assert out == pytest.approx({"spearman_cosine": spearmanr(cos, gold).statistic, "pearson_cosine": pearsonr(cos, gold).statistic})
+    # gold = the model's own cosine: perfect correlation, reported raw (not x100)
+    perfect = StsEvaluator(StsEvalConfig(on="sim", progress=False), Runtime()).evaluate(
+        m, Examples({"query": a, "document": b}, targets=[float(x) for x in cos])
+    )
+    assert perfect["spearman_cosine"] == pytest.approx(1.0) and perfect["pearson_cosine"] == pytest.approx(1.0)
+    late = StsEvaluator(StsEvalConfig(on="late", similarity="alignment", progress=False, batch_size=8), Runtime()).evaluate(m, data)
+    with torch.no_grad():
+        pair = [m.aligners["late"](m.encode("query", [x])["token"], m.encode("document", [y])["token"]).scores.item() for x, y in zip(a, b)]
+    assert late == pytest.approx({"spearman_late": spearmanr(pair, gold).statistic, "pearson_late": pearsonr(pair, gold).statistic})
+    between = StsEvaluator(StsEvalConfig(between=("query.sentence", "document.sentence"), progress=False), Runtime())
+    assert between.evaluate(m, data) == pytest.approx(out)
+    with pytest.raises(ConfigError, match="needs pooled granularities"):
+        StsEvaluator(StsEvalConfig(on="late", progress=False), Runtime()).evaluate(m, data)
+    with pytest.raises(InputError, match="needs gold scores"):
+        StsEvaluator(StsEvalConfig(on="sim", progress=False), Runtime()).evaluate(m, Examples({"query": a, "document": b}))
