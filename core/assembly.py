@@ -343,7 +343,11 @@ def build_model(plan: ModelPlan, *, load_pretrained: bool = True, seed: int | No
     for tname, tp in plan.towers.items():
         if tp.shared_with is not None:
             alias[tname] = tp.shared_with
-    aligners = {n: _instantiate(plan, a.component, Runtime(), built) for n, a in plan.alignments.items()}
+    aligners = {}
+    for name, ap in plan.alignments.items():
+        (ta, ga), (tb, gb) = ap.between
+        sides = (plan.towers[ta].granularities[ga], plan.towers[tb].granularities[gb])
+        aligners[name] = _instantiate(plan, ap.component, Runtime(sides=sides), built)
     losses = [_instantiate(plan, lp.component, Runtime(), built) for lp in plan.losses]
     shapes = {t: {g: s.shape for g, s in tp.granularities.items()} for t, tp in plan.towers.items()}
     model = AssembledModel(

@@ -50,6 +50,8 @@ class Runtime:
 
     Attributes:
         input: spec of the granularity a pooler reads (its ``dim`` is the input dimension).
+        sides: specs of the two granularities an aligner is placed between (for aligners
+            with weights, e.g. a bilinear scorer that needs both input dims).
         encoder: signature of the tower's encoder (for poolers).
         tokenizer: the tower's tokenizer instance (for encoders: vocabulary size, padding id).
         load_pretrained: False when weights will be loaded from a saved model right after
@@ -60,6 +62,7 @@ class Runtime:
     """
 
     input: GranularitySpec | None = None
+    sides: tuple[GranularitySpec, GranularitySpec] | None = None
     encoder: EncoderSignature | None = None
     tokenizer: Tokenizer | None = None
     load_pretrained: bool = True

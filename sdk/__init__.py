@@ -35,6 +35,9 @@ _EXPORTS: dict[str, str] = {
     "PoolerConfig": "repmix.core.components",
     "Runtime": "repmix.core.components",
     "Tokenizer": "repmix.core.components",
+    "Dataset": "repmix.core.data",
+    "Evaluator": "repmix.core.data",
+    "Examples": "repmix.core.data",
     # data that flows between components
     "Alignment": "repmix.core.types",
     "Encoded": "repmix.core.types",
@@ -69,6 +72,7 @@ if TYPE_CHECKING:
         Runtime,
         Tokenizer,
     )
+    from repmix.core.data import Dataset, Evaluator, Examples
     from repmix.core.errors import (
         ArtifactError,
         ConfigError,

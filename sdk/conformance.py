@@ -37,6 +37,7 @@ import json
 import math
 import os
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import KW_ONLY, dataclass, field
@@ -564,19 +565,22 @@ class _Harness:
 
 
 # ----------------------------------------------------------------- kind adapters
-class _Kind:
-    """How the checks drive one component kind."""
+class _Kind(ABC):
+    """How the checks drive one component kind: its runtime, its inputs, its forward call."""
 
     base: type
 
     def runtime(self, h: _Harness, load_pretrained: bool) -> Runtime:
+        """What the builder injects (nothing, unless overridden)."""
         return Runtime()
 
+    @abstractmethod
     def inputs(self, h: _Harness, requires_grad: bool) -> tuple[Any, list[tuple[str, Tensor]]]:
-        raise NotImplementedError
+        """Fresh inputs, and the float leaves gradients should reach."""
 
+    @abstractmethod
     def forward(self, h: _Harness, component: Any, inputs: Any) -> Any:
-        raise NotImplementedError
+        """Call the component on ``inputs``."""
 
 
 class _TokenizerKind(_Kind):
@@ -657,6 +661,11 @@ class _PoolerKind(_Kind):
 
 class _AlignerKind(_Kind):
     base = Aligner
+
+    def runtime(self, h: _Harness, load_pretrained: bool) -> Runtime:
+        """Both sides' specs, as the builder injects them (first accepted shapes, the case's dim)."""
+        a, b = self.shape_pairs(h)[0]
+        return Runtime(sides=(GranularitySpec(a, h.case.dim), GranularitySpec(b, h.case.dim)))  # type: ignore[arg-type]
 
     def shape_pairs(self, h: _Harness) -> list[tuple[str, str]]:
         """The side shapes fed to the aligner; ``any`` is exercised as both (sequence first)."""
@@ -744,7 +753,6 @@ class Check:
 
     name: str
     func: Callable[[_Harness], None]
-    kinds: frozenset[str]
     applies_to: Applies | None = None
 
     @property
@@ -754,8 +762,6 @@ class Check:
 
     def applies(self, case: Case, cls: type | None = None) -> str | None:
         """Why this check does not apply to ``case``, or ``None`` when it does."""
-        if case.kind not in self.kinds:
-            return f"{self.name} does not apply to a {case.kind}"
         if self.applies_to is None:
             return None
         if cls is None:
@@ -791,9 +797,9 @@ class Check:
 CHECKS: list[Check] = []
 
 
-def _check(*kinds: str, applies: Applies | None = None) -> Callable[[Callable[[_Harness], None]], Check]:
+def _check(applies: Applies | None = None) -> Callable[[Callable[[_Harness], None]], Check]:
     def register(func: Callable[[_Harness], None]) -> Check:
-        chk = Check(func.__name__.removeprefix("check_"), func, frozenset(kinds or COMPONENT_KINDS), applies)
+        chk = Check(func.__name__.removeprefix("check_"), func, applies)
         functools.update_wrapper(chk, func)  # type: ignore[arg-type]
         CHECKS.append(chk)
         return chk
@@ -1039,7 +1045,7 @@ _SHAPES: dict[str, Callable[[_Harness], None]] = {
 }
 
 
-@_check(applies=_signature_applies)
+@_check(_signature_applies)
 def check_signature(h: _Harness) -> None:
     """The static ``signature()`` matches what forward produces (granularity names, shapes, dims, layers)."""
     cls, config, kind = h.cls, h.config, h.case.kind
@@ -1151,7 +1157,7 @@ def check_inputs_unmodified(h: _Harness) -> None:
     _assert_same(_snapshot(inputs), before, "inputs after forward", atol=0.0, rtol=0.0)
 
 
-@_check(applies=_padding_applies)
+@_check(_padding_applies)
 def check_padding_invariance(h: _Harness) -> None:
     """Padded positions do not matter: garbage in masked positions (poolers, aligners) or other items in the batch (encoders) leave each output unchanged."""
     component = h.build()
@@ -1208,7 +1214,7 @@ def check_seed_determinism(h: _Harness) -> None:
     h.same(h.outputs(first), out1, "a repeated forward in eval mode gives a different output")
 
 
-@_check(applies=_module_only)
+@_check(_module_only)
 def check_save_load(h: _Harness) -> None:
     """state_dict saved with safetensors and loaded into a fresh instance (other seed, no pretrained load) gives identical outputs."""
     from safetensors.torch import load_model, save_model
@@ -1222,7 +1228,7 @@ def check_save_load(h: _Harness) -> None:
     h.same(h.outputs(fresh), h.outputs(original), "outputs after save/load differ")
 
 
-@_check(applies=_gradients_apply)
+@_check(_gradients_apply)
 def check_gradients(h: _Harness) -> None:
     """Backward from the output reaches every trainable parameter (and the input embeddings) with finite gradients."""
     component = h.build()
@@ -1323,7 +1329,7 @@ def conformance_cases(
             cls = None  # the check itself reports why the component cannot be loaded
         for chk in selected:
             marks: list[Any] = []
-            reason = chk.applies(case, cls) if (cls is not None or case.kind not in chk.kinds) else None
+            reason = chk.applies(case, cls) if cls is not None else None
             if reason is not None:
                 marks.append(pytest.mark.skip(reason=reason))
             elif chk.name in case.expected_failures:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import statistics
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from core_helpers import subprocess_env
-
 from repmix.core.cli.main import main
 from repmix.core.configio import dump_yaml
 from repmix.core.engine import ablate as ab
@@ -97,6 +97,8 @@ def toy_env(toy_plugin: Path, plugin_dir: Callable[..., Path], monkeypatch: pyte
         },
         modules={"ablate_toy": ABLATE_TOY_SOURCE},
     )
+    # The module was written after its directory went on sys.path: make the import system look again.
+    importlib.invalidate_caches()
     monkeypatch.setenv("PYTHONPATH", subprocess_env(root)["PYTHONPATH"])
     return root
 
@@ -198,6 +200,16 @@ def test_labels_and_value_text() -> None:
     assert long != ab.value_text("x" * 101)
 
 
+@pytest.mark.parametrize(
+    "value", ["1e-4", "on", "null", "", "é/ü", 1e-4, 5e-5, 3, True, None, {"type": "cls", "x": [1, 2.5, 'a"b']}]
+)
+def test_override_text_round_trips_exactly(value: object) -> None:
+    from repmix.core.configio import parse_override
+
+    path, parsed = parse_override(ab.override_text("a.b", value))
+    assert path == ("a", "b") and parsed == value and type(parsed) is type(value)
+
+
 def test_whole_block_values_and_name_collisions(tmp_path: Path) -> None:
     grid = grid_file(tmp_path, """\
         grid:
@@ -292,7 +304,7 @@ def test_one_bad_variant_stops_everything(toy_env: Path, tmp_path: Path, capsys:
     assert not out.exists()
 
 
-def test_bad_component_value_names_variant_and_key(toy_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_bad_component_names_variant_and_key(toy_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     grid = grid_file(tmp_path, f"grid:\n  {POOLER}: [toy-mean, layer-maen]\nseeds: [0]\n")
     assert main(["ablate", str(grid), "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
@@ -310,9 +322,9 @@ def test_override_of_a_varied_key_is_refused(toy_env: Path, tmp_path: Path, caps
 
 
 def test_variant_config_values_and_dry_run(toy_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    grid = grid_file(tmp_path, f"""\
+    grid = grid_file(tmp_path, """\
         grid:
-          model.towers.query.poolers.sentence: [{{type: layer-mean}}, {{type: toy-mean, normalize: false}}]
+          model.towers.query.poolers.sentence: [{type: layer-mean}, {type: toy-mean, normalize: false}]
           model.towers.query.poolers.sentence.source: [token]
         seeds: [5]
         """)
@@ -351,11 +363,14 @@ def handmade_ablation(tmp_path: Path) -> tuple[Path, Path, ab.Ablation]:
     for v in abl.variants:
         assert v.config is not None
         key = (v.settings[POOLER], v.seed)
-        fake_finished_run(ab.run_dir_of(out, v), v.config.data, {"accuracy": ACCURACY[key], "mean_rank": MEAN_RANK[key]})
+        metrics = {"accuracy": ACCURACY[key], "mean_rank": MEAN_RANK[key]}
+        fake_finished_run(ab.run_dir_of(out, v), v.config.data, metrics)
     return grid, out, abl
 
 
-def test_results_from_finished_runs_are_aggregated(toy_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_results_from_finished_runs_are_aggregated(
+    toy_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     grid, out, _ = handmade_ablation(tmp_path)
     assert main(["ablate", str(grid), "-o", str(out), "--jobs", "2"]) == 0
     printed = capsys.readouterr().out
@@ -498,6 +513,7 @@ def test_runs_compare_reads_ablation_output(toy_env: Path, tmp_path: Path) -> No
 # --------------------------------------------------------------------------- end to end (real training)
 
 
+@pytest.mark.slow
 def test_failed_variant_is_reported_and_others_continue(
     toy_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -514,13 +530,21 @@ def test_failed_variant_is_reported_and_others_continue(
     md = (out / "results.md").read_text()
     assert f"- `{bad}`: failed:" in md and "toy dataset asked to fail" in md
     rows = list(csv.DictReader(io.StringIO((out / "results.csv").read_text())))
-    assert [(r["run"], r["status"], r["accuracy"] != "") for r in rows] == [(ok, "finished", True), (bad, rows[1]["status"], False)]
-    assert rows[1]["status"] != "finished"
+    assert [(r["run"], r["status"] == "finished", r["accuracy"] != "") for r in rows] == [
+        (ok, True, True), (bad, False, False)
+    ]
 
     # Running again skips the finished variant and retries only the failed one.
     assert main(["ablate", str(grid), "train.max_steps=2", "-o", str(out)]) == 1
     again = capsys.readouterr().out
     assert f"skip   {ok}" in again and f"start  {bad}" in again and f"start  {ok}" not in again
+
+    # A run that stopped before writing its final metrics is resumed (repmix train --resume), not restarted.
+    (out / "variants" / ok / "metrics.json").unlink()
+    assert main(["ablate", str(grid), "train.max_steps=2", "-o", str(out)]) == 1
+    third = capsys.readouterr().out
+    assert f"start  {ok}  (resuming)" in third and f"done   {ok}  accuracy=" in third
+    assert "--resume" in (out / "logs" / f"{ok}.log").read_text().splitlines()[-5]
 
 
 def test_job_env_limits_threads_per_job(monkeypatch: pytest.MonkeyPatch) -> None:

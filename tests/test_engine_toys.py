@@ -248,9 +248,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def subprocess_env() -> dict[str, str]:
-    """Environment for subprocesses: offline, few threads, deterministic."""
+def engine_env(*paths: Path) -> dict[str, str]:
+    """Environment for subprocesses: ``paths`` and tests/ importable, offline, one thread per process."""
     env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([*(str(p) for p in paths), str(TESTS_DIR), env.get("PYTHONPATH", "")])
     env.update({"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
                 "PYTHONUNBUFFERED": "1"})
     return env

@@ -120,7 +120,7 @@ def test_example_components_pass_the_kit_in_process(tmp_path: Path, kind: str) -
         "tokenizer": Case("tokenizer", cls, items=items, bad_items=[""]),
         "encoder": Case("encoder", cls, {"dim": 8}, tokenizer={"type": ByteTokenizer}, items=items),
         "pooler": Case("pooler", cls, bad_configs=[{"init_scale": 0}]),
-        "aligner": Case("aligner", cls, {"dim": 16, "init_noise": 0.1}, bad_configs=[{"dim": 0}]),
+        "aligner": Case("aligner", cls, {"init_noise": 0.1}, dim=16, bad_configs=[{"init_noise": -1.0}]),
         "loss": Case("loss", cls, bad_configs=[{"temperature": 0}]),
     }[kind]
     report = check_component(case)

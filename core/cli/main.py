@@ -26,7 +26,22 @@ COMMAND_MODULES = (
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line and exits with status 2."""
+    """argparse that reports usage errors as one line and exits with status 2.
+
+    Leaf commands parse intermixed, so dotted overrides may follow options:
+    ``repmix train cfg.yaml -o runs/x train.lr=1e-4``.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def, override]
+        if self._intermixing or self._subparsers is not None:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)

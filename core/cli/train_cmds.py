@@ -5,8 +5,33 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from repmix.core.errors import InputError
+
+
+def _intermixed(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Let ``parser`` take KEY=VALUE positionals after options (``repmix train C -o DIR k=v``).
+
+    argparse assigns positionals in one go, so positionals after an option are
+    otherwise rejected; ``parse_known_intermixed_args`` collects them all.
+    """
+    base = type(parser)
+
+    class Intermixed(base):  # type: ignore[valid-type, misc]
+        _inside = False
+
+        def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+            if self._inside:
+                return super().parse_known_args(args, namespace)
+            self._inside = True
+            try:
+                return self.parse_known_intermixed_args(args, namespace)
+            finally:
+                self._inside = False
+
+    parser.__class__ = Intermixed
+    return parser
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--force", action="store_true", help="overwrite a run that already exists in the output directory")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.set_defaults(func=cmd_train)
+    _intermixed(t)
 
     e = sub.add_parser(
         "evaluate",
@@ -70,6 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("-o", "--output", metavar="DIR", default=None, help="directory for metrics.json and evaluation.md")
     e.add_argument("--device", default="cpu", help="torch device to evaluate on (default cpu)")
     e.set_defaults(func=cmd_evaluate)
+    _intermixed(e)
 
 
 def _split_args(args: list[str]) -> tuple[str | None, list[str]]:

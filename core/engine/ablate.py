@@ -40,22 +40,30 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from repmix.core.configio import COMMAND_LINE, LocatedConfig, PathKey, apply_overrides, dotted, parse_override, parse_yaml
-from repmix.core.errors import ConfigError, InputError, RepmixError, did_you_mean
+from repmix.core.configio import (
+    COMMAND_LINE,
+    LocatedConfig,
+    PathKey,
+    apply_overrides,
+    dotted,
+    parse_override,
+    parse_yaml,
+)
 from repmix.core.engine.compare import (
     MISSING,
+    best_index,
     csv_table,
     format_number,
     format_value,
     lower_is_better,
     markdown_table,
     mean_std,
-    best_index,
     read_metrics,
     read_run,
     run_finished,
     union_metrics,
 )
+from repmix.core.errors import ConfigError, InputError, RepmixError
 
 #: Keys of a grid file.
 GRID_FILE_KEYS: dict[str, str] = {
@@ -230,9 +238,9 @@ def load_grid(path: str | Path) -> AblationSpec:
             keys.append(key)
         lengths = {len(c) for c in columns}
         if len(lengths) > 1:
-            detail = ", ".join(f"{k} has {len(c)}" for k, c in zip(keys, columns))
+            detail = ", ".join(f"{k} has {len(c)}" for k, c in zip(keys, columns, strict=True))
             raise src.error(f"zip lists must all have the same length: {detail}", gpath)
-        rows = list(zip(*columns))
+        rows = list(zip(*columns, strict=True))
         canon = [_canonical(list(r)) for r in rows]
         for i, c in enumerate(canon):
             if c in canon[:i]:
@@ -281,7 +289,6 @@ def load_grid(path: str | Path) -> AblationSpec:
 
 # --------------------------------------------------------------------------- names
 
-#: Component kinds by the config location of their block, for default labels.
 def _kind_label(parts: Sequence[Any]) -> str | None:
     """``pooler`` for ``model.towers.T.poolers.G``, ``loss`` for ``model.losses.0``, ... else ``None``."""
     parts = list(parts)
@@ -444,8 +451,8 @@ def expand(spec: AblationSpec, base_seed: int = 0, labels: dict[str, str] | None
     combos: list[dict[str, Any]] = []
     for positions in itertools.product(*(range(len(a.values)) for a in spec.axes)):
         settings: dict[str, Any] = {}
-        for axis, pos in zip(spec.axes, positions):
-            settings.update(zip(axis.keys, axis.values[pos]))
+        for axis, pos in zip(spec.axes, positions, strict=True):
+            settings.update(zip(axis.keys, axis.values[pos], strict=True))
         combos.append(settings)
     names = []
     for settings in combos:
@@ -454,9 +461,9 @@ def expand(spec: AblationSpec, base_seed: int = 0, labels: dict[str, str] | None
     counts: dict[str, int] = {}
     for n in names:
         counts[n] = counts.get(n, 0) + 1
-    names = [f"{n}~{_short_hash(s)}" if counts[n] > 1 else n for n, s in zip(names, combos)]
+    names = [f"{n}~{_short_hash(s)}" if counts[n] > 1 else n for n, s in zip(names, combos, strict=True)]
     out: list[Variant] = []
-    for group, settings in zip(names, combos):
+    for group, settings in zip(names, combos, strict=True):
         for seed in seeds:
             run = f"seed={seed}" if group == "base" else f"{group}__seed={seed}"
             overrides = [override_text(k, v) for k, v in settings.items()]
@@ -604,12 +611,12 @@ def prepare(
         v.config = cfg
         v.digest = config_digest(cfg.data)
     if failures:
-        first_variant, err = failures[0]
-        err.message = f"variant {first_variant.name!r}: {err.message}"
+        first_variant, first = failures[0]
+        first.message = f"variant {first_variant.name!r}: {first.message}"
         names = ", ".join(v.name for v, _ in failures[:3]) + (", ..." if len(failures) > 3 else "")
         note = f"{len(failures)} of {len(variants)} variants are invalid ({names}); nothing was run"
-        err.hint = f"{err.hint}\n{note}" if err.hint else note
-        raise err
+        first.hint = f"{first.hint}\n{note}" if first.hint else note
+        raise first
     return Ablation(spec, variants, labels, cli)
 
 
@@ -824,7 +831,7 @@ class _Runner:
             procs = [p for p in self.procs if p.poll() is None]
         if not procs:
             return
-        self.echo(
+        self.say(
             f"interrupt: asking {len(procs)} running variant(s) to write a checkpoint and stop "
             "(Ctrl-C again to stop at once)"
         )
@@ -868,6 +875,8 @@ def run_ablation(
     """
     if jobs < 1:
         raise InputError(f"--jobs must be at least 1, got {jobs}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"output {str(out_dir)!r} is a file, not a directory")
     check_previous(ablation, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_plan(ablation, out_dir)
@@ -879,7 +888,8 @@ def run_ablation(
         run_dir = run_dir_of(out_dir, v)
         if run_finished(run_dir):
             metrics = read_metrics(run_dir)
-            echo(f"[{i}/{total}] skip   {v.name}  (finished earlier)  {headline_of(metrics, ablation.spec.headline)}".rstrip())
+            head = headline_of(metrics, ablation.spec.headline)
+            echo(f"[{i}/{total}] skip   {v.name}  (finished earlier)" + (f"  {head}" if head else ""))
             outcomes[v.name] = Outcome(v, "skipped", metrics=metrics)
         else:
             todo.append((i, v))
@@ -977,7 +987,10 @@ def results_markdown(
     )
     lines.append("")
     if not metrics:
-        lines.append("No run has finished metrics yet.")
+        lines.append(
+            "No metrics to compare: no finished run has any"
+            + (" (does the base config have an evaluate: block?)." if finished else ".")
+        )
     else:
         labels = [ablation.labels[k] for k in spec.keys]
         headers = ["variant", *labels, "n",

@@ -22,11 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from repmix.core.engine.runs import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    METRICS_LOG,
+    MODEL_DIR,
+    RUN_FILE,
+    is_finished,
+    read_metrics_log,
+)
 from repmix.core.errors import InputError, did_you_mean
 
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.json"
-METRICS_LOG = "metrics.jsonl"
 #: Substrings that make a metric "lower is better" (matched case-insensitively).
 LOWER_IS_BETTER = ("rank", "loss")
 #: Shown for a missing value in Markdown tables.
@@ -107,26 +113,17 @@ class RunInfo:
 
 def run_finished(run_dir: Path) -> bool:
     """Whether the trainer considers ``run_dir`` finished (model saved and final metrics written)."""
-    from repmix.core.engine.runs import is_finished
-
-    return bool(is_finished(run_dir))
+    return is_finished(run_dir)
 
 
 def _last_step(run_dir: Path) -> int | None:
-    """The ``step`` of the last parseable line of ``metrics.jsonl``, if any."""
-    log = run_dir / METRICS_LOG
-    if not log.is_file():
-        return None
+    """The ``step`` of the last record of ``metrics.jsonl`` that has one, if any."""
     try:
-        lines = log.read_text(encoding="utf-8").splitlines()
+        records = read_metrics_log(run_dir / METRICS_LOG)
     except (OSError, UnicodeDecodeError):
         return None
-    for line in reversed(lines):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        step = record.get("step") if isinstance(record, dict) else None
+    for record in reversed(records):
+        step = record.get("step")
         if isinstance(step, int) and not isinstance(step, bool):
             return step
     return None
@@ -178,7 +175,7 @@ def read_run(run_dir: str | Path, label: str | None = None) -> RunInfo:
 
 
 def _looks_like_run(p: Path) -> bool:
-    return (p / CONFIG_FILE).is_file() or (p / METRICS_FILE).is_file() or (p / "model").is_dir()
+    return any((p / name).is_file() for name in (RUN_FILE, CONFIG_FILE, METRICS_FILE)) or (p / MODEL_DIR).is_dir()
 
 
 def expand_run_dirs(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
@@ -306,7 +303,7 @@ def compare_runs(runs: Sequence[RunInfo], metrics: str | None = None, fmt: str =
         csv_rows = [
             [r.label, r.status, *(format_value(f[k]) if k in f else "" for k in keys),
              *(repr(r.metrics[m]) if m in r.metrics else "" for m in shown)]
-            for r, f in zip(runs, flats)
+            for r, f in zip(runs, flats, strict=True)
         ]
         return csv_table(headers, csv_rows)
     # Bold marks the best of at least two runs with a value for the metric.
@@ -315,7 +312,7 @@ def compare_runs(runs: Sequence[RunInfo], metrics: str | None = None, fmt: str =
         for m in shown
     }
     rows = []
-    for i, (r, f) in enumerate(zip(runs, flats)):
+    for i, (r, f) in enumerate(zip(runs, flats, strict=True)):
         cells = [r.label, r.status, *(format_value(f[k]) if k in f else MISSING for k in keys)]
         for m in shown:
             if m not in r.metrics:

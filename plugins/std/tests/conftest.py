@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,12 @@ TINY_SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 TINY_CHARS = list("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"-()")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers these tests use (also when run from the plugin's own folder)."""
+    config.addinivalue_line("markers", "data: needs the shared data folder (skipped where absent)")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
 def tiny_vocab() -> list[str]:
     """Special tokens, words, single characters and their ``##`` continuations (no duplicates)."""
     vocab: list[str] = []
@@ -45,12 +52,19 @@ def tiny_vocab() -> list[str]:
 def write_tiny_bert(directory: Path, *, layers: int = 2, hidden: int = 32, seed: int = 0) -> Path:
     """Write a tiny random ``BertModel`` and its tokenizer to ``directory`` (``save_pretrained``)."""
     import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import AutoTokenizer, BertConfig, BertModel
 
     directory.mkdir(parents=True, exist_ok=True)
-    vocab_file = directory / "vocab.txt"
-    vocab_file.write_text("\n".join(tiny_vocab()) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True, model_max_length=512)
+    # vocab.txt + tokenizer_config.json is the format every transformers version reads back;
+    # loading and re-saving adds the fast tokenizer.json.
+    (directory / "vocab.txt").write_text("\n".join(tiny_vocab()) + "\n", encoding="utf-8")
+    (directory / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "BertTokenizer", "do_lower_case": True, "model_max_length": 512}),
+        encoding="utf-8",
+    )
+    tokenizer = AutoTokenizer.from_pretrained(str(directory))
+    if len(tokenizer) != len(tiny_vocab()):
+        raise RuntimeError(f"tiny tokenizer has {len(tokenizer)} tokens, expected {len(tiny_vocab())}")
     tokenizer.save_pretrained(str(directory))
     config = BertConfig(
         vocab_size=len(tokenizer),

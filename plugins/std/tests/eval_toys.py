@@ -80,11 +80,17 @@ def toy_components() -> Iterator[None]:
         yield
 
 
-def toy_model(alignments: dict[str, Any], towers: tuple[str, str] = ("text", "molecule"), seed: int = 0) -> Any:
-    """Two toy towers (separate weights) with the given alignments; call inside :func:`toy_components`."""
+def toy_model(
+    alignments: dict[str, Any], towers: tuple[str, str] = ("text", "molecule"), seed: int = 0, shared: bool = False
+) -> Any:
+    """Two toy towers (separate weights, or the second ``shared_with`` the first) with the given alignments.
+
+    Call inside :func:`toy_components`.
+    """
+    second = {"shared_with": towers[0]} if shared else dict(TOY_TOWER)
     data = {
         "model": {
-            "towers": {towers[0]: dict(TOY_TOWER), towers[1]: dict(TOY_TOWER)},
+            "towers": {towers[0]: dict(TOY_TOWER), towers[1]: second},
             "alignments": alignments,
         }
     }

@@ -49,6 +49,7 @@ __all__ = [
     "RetrievalEvaluator",
     "StsEvalConfig",
     "StsEvaluator",
+    "aligned_retrieval_metrics",
     "alignment_scores",
     "cosine_retrieval_metrics",
     "ir_metrics",
@@ -56,6 +57,8 @@ __all__ = [
     "ranks_from_scores",
 ]
 
+#: Largest score matrix (entries; 256 MiB as float32) computed whole so that both directions share it.
+FULL_MATRIX_ELEMENTS = 2**26
 DEFAULT_RANK_METRICS: tuple[str, ...] = ("mrr", "hits@1", "hits@5", "hits@10", "mean_rank", "median_rank")
 DEFAULT_IR_METRICS: tuple[str, ...] = ("ndcg@10", "recall@100", "mrr@10")
 _RANK_RE = re.compile(r"^(mrr|mean_rank|median_rank|hits@([1-9][0-9]*))$")
@@ -72,10 +75,19 @@ def ranks_from_scores(scores: Tensor, positives: Tensor) -> Tensor:
     """
     if scores.dim() != 2 or positives.dim() != 1 or positives.shape[0] != scores.shape[0]:
         raise ValueError(f"expected scores [n, m] and positives [n], got {tuple(scores.shape)} and {tuple(positives.shape)}")
-    s = scores if scores.is_floating_point() else scores.float()
-    s = torch.nan_to_num(s, nan=-math.inf, posinf=math.inf, neginf=-math.inf)
-    pos = s.gather(1, positives.to(s.device, torch.long).view(-1, 1))
-    return (s > pos).sum(dim=1) + 1
+    pos = scores.gather(1, positives.to(scores.device, torch.long).view(-1, 1))
+    if scores.is_floating_point():
+        # (s - pos) > 0  <=>  s > pos (IEEE subtraction of distinct floats is never 0); NaN - x is NaN and
+        # compares False, so NaN candidates count as -inf, and inf - inf (a tie) is NaN too. Summing the
+        # 0/1 floats is about twice as fast on CPU as summing a bool tensor; float32 counts are exact below 2**24.
+        acc = torch.float32 if scores.shape[1] < 2**24 else torch.float64
+        greater = (scores - pos).gt_(0).sum(dim=1, dtype=acc).long()
+        nan_pos = torch.isnan(pos.view(-1))
+        if bool(nan_pos.any()):  # a NaN positive counts as -inf: every real score beats it
+            greater[nan_pos] = (scores[nan_pos] > -math.inf).sum(dim=1)
+    else:
+        greater = (scores > pos).sum(dim=1)
+    return greater + 1
 
 
 def _check_rank_metrics(metrics: Iterable[str]) -> list[str]:
@@ -125,13 +137,16 @@ def cosine_retrieval_metrics(
         raise ValueError(f"both sides need the same number of rows, got {ta.shape[0]} and {tb.shape[0]}")
     ta, tb = F.normalize(ta, dim=1), F.normalize(tb, dim=1)
     metrics = _check_rank_metrics(metrics)
+    diag = torch.arange(len(ta))
     out: dict[str, float] = {}
+    if len(ta) * len(tb) <= FULL_MATRIX_ELEMENTS:  # one product serves both directions
+        s = ta @ tb.T
+        out.update({f"{names[0]}->{names[1]}/{k}": v for k, v in rank_metrics(ranks_from_scores(s, diag), metrics).items()})
+        out.update({f"{names[1]}->{names[0]}/{k}": v for k, v in rank_metrics(ranks_from_scores(s.T, diag), metrics).items()})
+        return out
     for (qn, q), (cn, c) in (((names[0], ta), (names[1], tb)), ((names[1], tb), (names[0], ta))):
         ranks = torch.cat(
-            [
-                ranks_from_scores(q[s : s + chunk_size] @ c.T, torch.arange(s, min(s + chunk_size, len(q))))
-                for s in range(0, len(q), chunk_size)
-            ]
+            [ranks_from_scores(q[i : i + chunk_size] @ c.T, diag[i : i + chunk_size]) for i in range(0, len(q), chunk_size)]
         )
         out.update({f"{qn}->{cn}/{k}": v for k, v in rank_metrics(ranks, metrics).items()})
     return out
@@ -204,11 +219,21 @@ class _Embedded:
         self.pooled = pooled
         self.seqs = seqs
 
-    def batch(self, gran: str, idx: Tensor) -> Granularity:
-        """The items at ``idx`` as one :class:`Granularity` (sequences padded on the right)."""
+    def is_pooled(self, grans: Iterable[str]) -> bool:
+        """True when every granularity in ``grans`` is pooled."""
+        return all(g in self.pooled for g in grans)
+
+    def batch(self, gran: str, idx: Tensor | slice) -> Granularity:
+        """The items at ``idx`` as one :class:`Granularity` (sequences padded on the right).
+
+        A slice of a pooled granularity is a view (no copy).
+        """
         if gran in self.pooled:
+            if isinstance(idx, slice):
+                return Granularity(self.pooled[gran][idx])
             return Granularity(self.pooled[gran].index_select(0, idx.to(self.pooled[gran].device)))
-        items = [self.seqs[gran][i] for i in idx.tolist()]
+        rng = range(self.n)[idx] if isinstance(idx, slice) else idx.tolist()
+        items = [self.seqs[gran][i] for i in rng]
         lengths = torch.tensor([len(t) for t in items], device=items[0].device)
         hidden = torch.nn.utils.rnn.pad_sequence(items, batch_first=True)
         mask = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0) < lengths.unsqueeze(1)
@@ -313,9 +338,17 @@ def _terms(model: AssembledModel, weights: dict[str, float], tower_a: str, tower
     return out
 
 
-def _chunks(order: Sequence[int], size: int, device: torch.device) -> list[Tensor]:
-    idx = torch.tensor(list(order), dtype=torch.long, device=device)
-    return list(idx.split(size))
+#: Elements of one [queries, candidates] score block when ``chunk_size`` is left to repmix (pooled sides).
+BLOCK_ELEMENTS = 2**22
+
+
+def _chunk_sizes(pooled: bool, n_candidates: int, chunk_size: int | None, candidate_chunk_size: int | None) -> tuple[int, int]:
+    """(queries, candidates) per aligner call: the configured values, or defaults by granularity shape."""
+    if candidate_chunk_size is None:
+        candidate_chunk_size = 16384 if pooled else 1024
+    if chunk_size is None:
+        chunk_size = max(16, min(4096, BLOCK_ELEMENTS // max(1, min(n_candidates, candidate_chunk_size)))) if pooled else 64
+    return chunk_size, candidate_chunk_size
 
 
 def _score_blocks(
@@ -326,42 +359,67 @@ def _score_blocks(
     candidates: _Embedded,
     *,
     queries_are_a: bool,
-    chunk_size: int,
-    candidate_chunk_size: int,
+    chunk_size: int | None,
+    candidate_chunk_size: int | None,
     progress: bool = False,
     desc: str = "score",
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """Yield (row indices, weighted scores [len(rows), n_candidates]) for chunks of query rows.
 
-    ``query_rows[i]`` is the item of ``queries`` that row ``i`` asks with;
-    rows are chunked by item length, candidates likewise.
+    ``query_rows[i]`` is the item of ``queries`` that row ``i`` asks with.
+    Pooled sides are sliced in order (views, no copies); sequence sides are
+    chunked by item length (less padding) and the block's columns are put back
+    in candidate order at the end. Columns of the block follow ``candidates``.
     """
     device = model.device
     q_grans = [t.gran_a if queries_are_a else t.gran_b for t in terms]
     c_grans = [t.gran_b if queries_are_a else t.gran_a for t in terms]
-    c_chunks = _chunks(candidates.order, candidate_chunk_size, device)
-    cached: dict[str, list[Granularity]] = {}
-    for g in dict.fromkeys(c_grans):
-        cached[g] = [candidates.batch(g, c) for c in c_chunks]
-    rank_of = {item: k for k, item in enumerate(queries.order)}
-    row_order = sorted(range(len(query_rows)), key=lambda r: rank_of[query_rows[r]])
-    row_chunks = _chunks(row_order, chunk_size, device)
-    rows_to_items = torch.tensor(list(query_rows), dtype=torch.long, device=device)
+    q_pooled, c_pooled = queries.is_pooled(q_grans), candidates.is_pooled(c_grans)
+    rows_per, cands_per = _chunk_sizes(q_pooled and c_pooled, candidates.n, chunk_size, candidate_chunk_size)
+    m = candidates.n
+    spans = [(start, min(start + cands_per, m)) for start in range(0, m, cands_per)]
+    inverse: Tensor | None = None
+    if c_pooled:
+        c_idx: list[Tensor | slice] = [slice(a, b) for a, b in spans]
+    else:
+        order = torch.tensor(candidates.order, dtype=torch.long)
+        c_idx = [order[a:b] for a, b in spans]
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(m)
+        inverse = inverse.to(device)
+    cached = {g: [candidates.batch(g, i) for i in c_idx] for g in dict.fromkeys(c_grans)}
+    n_rows = len(query_rows)
+    if q_pooled:
+        row_order = list(range(n_rows))
+    else:
+        rank_of = {item: k for k, item in enumerate(queries.order)}
+        row_order = sorted(range(n_rows), key=lambda r: rank_of[query_rows[r]])
+    row_chunks = list(torch.tensor(row_order, dtype=torch.long).split(rows_per))
+    identity_rows = q_pooled and list(query_rows) == list(range(queries.n))
+    rows_to_items = torch.tensor(list(query_rows), dtype=torch.long)
     with torch.inference_mode():
         was_training = model.training
         model.eval()
         try:
             for rows in _progress(row_chunks, progress, desc, len(row_chunks)):
-                block = torch.zeros(len(rows), candidates.n, device=device)
-                items = rows_to_items.index_select(0, rows)
+                if identity_rows:
+                    items: Tensor | slice = slice(int(rows[0]), int(rows[-1]) + 1)
+                else:
+                    items = rows_to_items.index_select(0, rows)
+                block: Tensor | None = None
                 for term, qg, cg in zip(terms, q_grans, c_grans):
                     aligner = model.aligners[term.name]
                     q = queries.batch(qg, items)
                     q_first = term.a_first == queries_are_a
-                    for cidx, c in zip(c_chunks, cached[cg]):
-                        s = aligner(q, c).scores if q_first else aligner(c, q).scores.transpose(0, 1)
-                        block[:, cidx] += term.weight * s.float()
-                yield rows, block
+                    parts = [aligner(q, c).scores if q_first else aligner(c, q).scores.transpose(0, 1) for c in cached[cg]]
+                    s = (parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)).float()
+                    if term.weight != 1.0:
+                        s = term.weight * s
+                    block = s if block is None else block + s
+                assert block is not None
+                if inverse is not None:
+                    block = block.index_select(1, inverse)
+                yield rows.to(device), block
         finally:
             model.train(was_training)
 
@@ -375,8 +433,8 @@ def alignment_scores(
     candidate_items: Sequence[Any],
     *,
     batch_size: int = 64,
-    chunk_size: int = 256,
-    candidate_chunk_size: int = 8192,
+    chunk_size: int | None = None,
+    candidate_chunk_size: int | None = None,
 ) -> Tensor:
     """The full (weighted) alignment score matrix [len(query_items), len(candidate_items)].
 
@@ -431,8 +489,8 @@ ExtraCandidates = Annotated[
 class _ScoringConfig(ComponentConfig):
     on: str | dict[str, float] | None = None
     batch_size: int = Field(64, ge=1)
-    chunk_size: int = Field(256, ge=1)
-    candidate_chunk_size: int = Field(8192, ge=1)
+    chunk_size: int | None = Field(None, ge=1)
+    candidate_chunk_size: int | None = Field(None, ge=1)
     progress: bool = True
 
     @field_validator("on")
@@ -586,22 +644,118 @@ class RetrievalEvaluator(Evaluator):
         a, b = self._sides(model, data, (ta, tb))
         emb_a = _embed(model, a.tower, a.items, [t.gran_a for t in terms], c.batch_size, c.progress)
         emb_b = _embed(model, b.tower, b.items, [t.gran_b for t in terms], c.batch_size, c.progress)
-        plans = []
-        if c.directions in ("both", "forward"):
-            plans.append((a, emb_a, b, emb_b, True))
-        if c.directions in ("both", "backward"):
-            plans.append((b, emb_b, a, emb_a, False))
-        out: dict[str, float] = {}
-        for q, q_emb, t, t_emb, q_is_a in plans:
-            ranks = torch.empty(len(data), dtype=torch.long)
-            positives = torch.tensor(t.rows, dtype=torch.long, device=model.device)
-            for rows, block in _score_blocks(
-                model, terms, q_emb, q.rows, t_emb, queries_are_a=q_is_a, chunk_size=c.chunk_size,
-                candidate_chunk_size=c.candidate_chunk_size, progress=c.progress, desc=f"{q.column}->{t.column}",
-            ):
-                ranks[rows.cpu()] = ranks_from_scores(block, positives.index_select(0, rows)).cpu()
-            out.update({f"{q.column}->{t.column}/{k}": v for k, v in rank_metrics(ranks, c.metrics).items()})
+        return _retrieval(
+            model, terms, (a.column, emb_a, a.rows), (b.column, emb_b, b.rows), c.directions, c.metrics,
+            chunk_size=c.chunk_size, candidate_chunk_size=c.candidate_chunk_size, progress=c.progress,
+        )
+
+
+def _retrieval(
+    model: AssembledModel,
+    terms: list[_Term],
+    a: tuple[str, _Embedded, Sequence[int]],
+    b: tuple[str, _Embedded, Sequence[int]],
+    directions: str,
+    metrics: Sequence[str],
+    *,
+    chunk_size: int | None,
+    candidate_chunk_size: int | None,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Rank metrics per direction; ``a``/``b`` = (name, embedded pool, pool index of each row).
+
+    Every score is ``s(a_item, b_item)`` whichever side asks, so when both
+    directions are wanted and the pool × pool matrix has at most
+    :data:`FULL_MATRIX_ELEMENTS` entries, it is computed once and read row-wise
+    (a -> b) and column-wise (b -> a): half the aligner work.
+    """
+    (a_name, a_emb, a_rows), (b_name, b_emb, b_rows) = a, b
+    if directions == "both" and a_emb.n * b_emb.n <= FULL_MATRIX_ELEMENTS:
+        pooled = a_emb.is_pooled(t.gran_a for t in terms) and b_emb.is_pooled(t.gran_b for t in terms)
+        if chunk_size is None and pooled:
+            chunk_size = a_emb.n  # the whole matrix is kept anyway: one aligner call per candidate chunk
+        blocks = list(_score_blocks(
+            model, terms, a_emb, range(a_emb.n), b_emb, queries_are_a=True, chunk_size=chunk_size,
+            candidate_chunk_size=candidate_chunk_size, progress=progress, desc=f"{a_name}<->{b_name}",
+        ))
+        if len(blocks) == 1:
+            full = blocks[0][1]
+        else:
+            full = torch.empty(a_emb.n, b_emb.n, device=model.device)
+            for rows, block in blocks:
+                full[rows] = block
+            del blocks
+        ia = torch.tensor(list(a_rows), dtype=torch.long, device=full.device)
+        ib = torch.tensor(list(b_rows), dtype=torch.long, device=full.device)
+        forward = full if list(a_rows) == list(range(a_emb.n)) else full.index_select(0, ia)
+        backward = (full if list(b_rows) == list(range(b_emb.n)) else full.index_select(1, ib)).T
+        out = {f"{a_name}->{b_name}/{k}": v for k, v in rank_metrics(ranks_from_scores(forward, ib), metrics).items()}
+        out.update({f"{b_name}->{a_name}/{k}": v for k, v in rank_metrics(ranks_from_scores(backward, ia), metrics).items()})
         return out
+    plans = []
+    if directions in ("both", "forward"):
+        plans.append((a, b, True))
+    if directions in ("both", "backward"):
+        plans.append((b, a, False))
+    out: dict[str, float] = {}
+    for (qname, q_emb, q_rows), (tname, t_emb, t_rows), q_is_a in plans:
+        ranks = torch.empty(len(q_rows), dtype=torch.long)
+        positives = torch.tensor(list(t_rows), dtype=torch.long, device=model.device)
+        for rows, block in _score_blocks(
+            model, terms, q_emb, q_rows, t_emb, queries_are_a=q_is_a, chunk_size=chunk_size,
+            candidate_chunk_size=candidate_chunk_size, progress=progress, desc=f"{qname}->{tname}",
+        ):
+            ranks[rows.cpu()] = ranks_from_scores(block, positives.index_select(0, rows)).cpu()
+        out.update({f"{qname}->{tname}/{k}": v for k, v in rank_metrics(ranks, metrics).items()})
+    return out
+
+
+def _precomputed(values: dict[str, Tensor | Sequence[Tensor]]) -> _Embedded:
+    """Wrap precomputed embeddings (pooled [n, D] tensors or per-item [L_i, D] sequences) for scoring."""
+    pooled = {g: v for g, v in values.items() if isinstance(v, Tensor)}
+    seqs = {g: list(v) for g, v in values.items() if not isinstance(v, Tensor)}
+    sizes = {len(v) for v in (*pooled.values(), *seqs.values())}
+    if len(sizes) != 1:
+        raise ValueError(f"every granularity needs the same number of items, got sizes {sorted(sizes)}")
+    n = sizes.pop()
+    if seqs:
+        first = next(iter(seqs.values()))
+        order = sorted(range(n), key=lambda i: -len(first[i]))
+    else:
+        order = list(range(n))
+    return _Embedded(n, order, pooled, seqs)
+
+
+def aligned_retrieval_metrics(
+    model: AssembledModel,
+    on: str | dict[str, float],
+    a: dict[str, Tensor | Sequence[Tensor]],
+    b: dict[str, Tensor | Sequence[Tensor]],
+    *,
+    metrics: Sequence[str] = DEFAULT_RANK_METRICS,
+    directions: Literal["both", "forward", "backward"] = "both",
+    chunk_size: int | None = None,
+    candidate_chunk_size: int | None = None,
+) -> dict[str, float]:
+    """Retrieval metrics of precomputed embeddings, scored through the model's alignment module(s).
+
+    What :class:`RetrievalEvaluator` does after encoding: ``a`` and ``b`` map the
+    granularities the alignment(s) read to embeddings (``[n, D]`` tensors for
+    pooled ones, a list of ``[L_i, D]`` tensors for sequences); row ``i`` of
+    ``a`` and of ``b`` are each other's positive. Sides are named after the
+    towers of the first alignment in ``on``.
+    """
+    weights = _resolve_on(model, on, "aligned_retrieval_metrics")
+    (ta, _), (tb, _) = model.alignment_between[next(iter(weights))]
+    terms = _terms(model, weights, ta, tb, "aligned_retrieval_metrics")
+    ea, eb = _precomputed(a), _precomputed(b)
+    if ea.n != eb.n:
+        raise ValueError(f"both sides need the same number of rows, got {ea.n} and {eb.n}")
+    rows = range(ea.n)
+    return _retrieval(
+        model, terms, (ta, ea, rows), (tb, eb, rows), directions, _check_rank_metrics(metrics),
+        chunk_size=chunk_size, candidate_chunk_size=candidate_chunk_size,
+    )
 
 
 # =========================================================================== sts

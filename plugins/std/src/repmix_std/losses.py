@@ -99,12 +99,14 @@ class InfoNCELoss(Loss):
         """InfoNCE over the alignment's score matrix."""
         scores = inputs.alignment.scores
         n = _check_scores(scores, "info-nce")
-        logits = scores * self.scale()
+        scale = self.scale()
+        logits = scores * scale
         targets = torch.arange(n, device=scores.device)
         loss = F.cross_entropy(logits, targets)
         if self.config.symmetric:
             loss = (loss + F.cross_entropy(logits[:, :n].transpose(0, 1), targets)) / 2
-        logs = {"temperature": 1.0 / float(self.scale()), "accuracy": _diagonal_accuracy(scores, n)}
+        inverse = float(scale.detach()) if isinstance(scale, Tensor) else scale
+        logs = {"temperature": 1.0 / inverse, "accuracy": _diagonal_accuracy(scores, n)}
         return LossOutput(loss, logs)
 
 

@@ -1,0 +1,371 @@
+"""``orma.chebi20``: ChEBI-20 text-molecule pairs (and molecules alone) for repmix.
+
+Files (``path`` is a folder, relative to the working directory; see
+``shared/data/chebi20/SOURCE.md``):
+
+* ``validation.tsv`` (MolT5 text, "The molecule is ...") or
+  ``validation_text2mol_names.tsv`` (Text2Mol's name-first text, which ORMA
+  trained on), chosen by ``descriptions: molt5 | text2mol``: 3,301 described
+  pairs, columns ``cid``, ``smiles``, ``description``;
+* ``train_molecules.tsv``: 26,407 molecules without text (``cid``, ``smiles``).
+
+The ChEBI-20 train descriptions and test split are not available here, so the
+described pairs are split deterministically into ``train`` and ``test``:
+every CID gets the SHA-256 of ``"<holdout_seed>:<cid>"``; the
+``round(holdout × n)`` CIDs with the smallest hashes form ``test``, the rest
+``train``. The split depends on the CIDs only (not on row order, filtering or
+``limit``), and the same CID stays on the same side when rows are added.
+``all`` serves every described pair, ``extra`` the molecules of
+``train_molecules.tsv`` alone (a column for the molecule tower only), meant
+as extra retrieval candidates::
+
+    evaluate:
+      type: retrieval
+      split: test
+      extra_candidates: {type: orma.chebi20, path: ..., split: extra}
+
+Rows: tab-separated with quoting off, header required. Molecules without
+bonds (single atoms, salts of single ions) are dropped as ORMA does
+(``drop_bondless``), counted in ``Examples.skipped`` and described in
+``Examples.notes``. An unreadable SMILES raises :class:`InputError` naming
+the file and line (``on_error: raise``), or is skipped and counted
+(``on_error: skip``). Checking SMILES costs an RDKit parse per molecule; its
+result (atom and bond counts, or the reason a SMILES is invalid) is cached on
+disk per file content, so a second load does no RDKit work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from repmix.core.components import ComponentConfig, Runtime
+from repmix.core.data import Dataset, Examples
+from repmix.core.errors import InputError, did_you_mean
+
+__all__ = [
+    "ChEBI20Config",
+    "ChEBI20Dataset",
+    "SmilesSummary",
+    "hash_holdout",
+    "read_header",
+    "read_tsv",
+    "smiles_summary",
+]
+
+#: Files of the described pairs, by ``descriptions``.
+PAIR_FILES: dict[str, str] = {"molt5": "validation.tsv", "text2mol": "validation_text2mol_names.tsv"}
+#: How many problem rows are described one by one in ``Examples.notes``.
+MAX_NOTED = 10
+SKIP_HINT = "fix the row, or set on_error: skip to skip unreadable rows (they are counted and reported)"
+
+
+# ----------------------------------------------------------------------------- reading
+@dataclass
+class TsvRow:
+    """One data row: its 1-based line number and values by column name."""
+
+    line: int
+    values: dict[str, str]
+
+
+class Problems:
+    """Bad rows: raise at the first (``raise``) or count and describe them (``skip``)."""
+
+    def __init__(self, on_error: str) -> None:
+        self.on_error = on_error
+        self.count = 0
+        self.messages: list[str] = []
+
+    def report(self, file: Path, line: int, reason: str) -> None:
+        message = f"{file}:{line}: {reason}"
+        if self.on_error == "raise":
+            raise InputError(message, hint=SKIP_HINT)
+        self.count += 1
+        if len(self.messages) < MAX_NOTED:
+            self.messages.append(message)
+
+    def notes(self) -> list[str]:
+        if not self.count:
+            return []
+        out = [f"skipped {self.count} unreadable row(s) (on_error: skip)"]
+        out += [f"skipped {m}" for m in self.messages]
+        if self.count > len(self.messages):
+            out.append(f"... and {self.count - len(self.messages)} more")
+        return out
+
+
+def _existing_file(path: Path) -> None:
+    if not path.is_file():
+        raise InputError(
+            f"data file {path} does not exist" if not path.exists() else f"{path} is not a file",
+            hint="relative paths are relative to the current working directory",
+        )
+
+
+def read_header(path: Path) -> list[str]:
+    """The column names of a tab-separated file's first line."""
+    _existing_file(path)
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
+        first = handle.readline()
+    if not first.strip():
+        raise InputError(f"data file {path} is empty (expected a header line)")
+    return [h.strip() for h in first.rstrip("\r\n").split("\t")]
+
+
+def read_tsv(path: Path, columns: list[str], problems: Problems) -> tuple[list[TsvRow], list[str]]:
+    """Rows of a tab-separated file with a header, quoting off; (rows, header).
+
+    A missing file, an empty file or a header without ``columns`` is one
+    :class:`InputError`; a row with the wrong number of fields or an empty
+    value in ``columns`` goes to ``problems``.
+    """
+    _existing_file(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines or not lines[0].strip():
+        raise InputError(f"data file {path} is empty (expected a header line: {', '.join(columns)})")
+    header = [h.strip() for h in lines[0].rstrip("\r").split("\t")]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        hints = []
+        for c in missing:
+            guess = did_you_mean(c, header)
+            hints.append(f"{c!r}" + (f" (did you mean {guess!r}?)" if guess else ""))
+        raise InputError(
+            f"{path}:1: the header lacks column(s) {', '.join(hints)}",
+            hint=f"columns found: {', '.join(header)}\ncolumns expected: {', '.join(columns)}"
+            + ("\n(the file must be tab-separated)" if len(header) == 1 else ""),
+        )
+    index = {c: header.index(c) for c in columns}
+    rows: list[TsvRow] = []
+    for number, raw in enumerate(lines[1:], start=2):
+        raw = raw.rstrip("\r")
+        if not raw.strip():
+            continue
+        fields = raw.split("\t")
+        if len(fields) != len(header):
+            problems.report(path, number, f"expected {len(header)} tab-separated fields, found {len(fields)}")
+            continue
+        values = {c: fields[i] for c, i in index.items()}
+        empty = [c for c, v in values.items() if not v.strip()]
+        if empty:
+            problems.report(path, number, f"field {empty[0]!r} is empty")
+            continue
+        rows.append(TsvRow(number, values))
+    return rows, header
+
+
+# ------------------------------------------------------------------------ SMILES checks
+@dataclass
+class SmilesSummary:
+    """RDKit's verdict on a list of SMILES: atom and bond counts, or why each is unreadable."""
+
+    atoms: np.ndarray  # int64, -1 when invalid
+    bonds: np.ndarray  # int64, -1 when invalid
+    reasons: list[str]  # "" when valid
+
+
+def _summarise(smiles: list[str]) -> SmilesSummary:
+    from repmix_orma.graph import parse_smiles
+
+    atoms = np.full(len(smiles), -1, dtype=np.int64)
+    bonds = np.full(len(smiles), -1, dtype=np.int64)
+    reasons = [""] * len(smiles)
+    for i, s in enumerate(smiles):
+        mol, reason = parse_smiles(s)
+        if mol is None:
+            reasons[i] = reason or "invalid SMILES"
+        else:
+            atoms[i], bonds[i] = mol.GetNumAtoms(), mol.GetNumBonds()
+    return SmilesSummary(atoms, bonds, reasons)
+
+
+def smiles_summary(smiles: list[str], cache_dir: Path | None) -> SmilesSummary:
+    """:func:`_summarise`, cached on disk (``.npz``, no pickle) under a hash of the SMILES list and RDKit's version."""
+    if cache_dir is None:
+        return _summarise(smiles)
+    from rdkit import rdBase
+
+    digest = hashlib.sha256()
+    digest.update(f"rdkit {rdBase.rdkitVersion}\n".encode())
+    for s in smiles:
+        digest.update(s.encode("utf-8") + b"\n")
+    path = cache_dir / f"{digest.hexdigest()}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            summary = SmilesSummary(stored["atoms"], stored["bonds"], [str(r) for r in stored["reasons"]])
+        if len(summary.atoms) == len(smiles) == len(summary.reasons) == len(summary.bonds):
+            return summary
+    except (OSError, ValueError, KeyError):
+        pass
+    summary = _summarise(smiles)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=cache_dir)
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, atoms=summary.atoms, bonds=summary.bonds, reasons=np.asarray(summary.reasons, dtype=str))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # an unwritable cache only costs time
+    return summary
+
+
+# ------------------------------------------------------------------------------ holdout
+def hash_holdout(ids: list[str], holdout: float, seed: int) -> set[str]:
+    """The held-out ids: the ``round(holdout × n)`` ids with the smallest SHA-256 of ``"<seed>:<id>"``."""
+    k = int(round(holdout * len(ids)))
+    ranked = sorted(ids, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
+    return set(ranked[:k])
+
+
+# ------------------------------------------------------------------------------ dataset
+class ChEBI20Config(ComponentConfig):
+    """Options of ``orma.chebi20``."""
+
+    path: str = Field(description="folder holding validation.tsv, validation_text2mol_names.tsv, train_molecules.tsv")
+    split: Literal["train", "test", "all", "extra"] = Field(
+        "train", description="train / test (the held-out pairs), all pairs, or extra (molecules without text)"
+    )
+    descriptions: Literal["molt5", "text2mol"] = Field(
+        "molt5", description="molt5: 'The molecule is ...' (validation.tsv); text2mol: name-first text, as ORMA used"
+    )
+    pairs_file: str | None = Field(None, description="file of the described pairs, overriding 'descriptions'")
+    molecules_file: str = Field("train_molecules.tsv", description="file of the molecules without text (split extra)")
+    fields: dict[str, str] = Field(
+        default_factory=lambda: {"text": "description", "molecule": "smiles"},
+        description="tower name -> column",
+        min_length=1,
+    )
+    smiles_column: str = Field("smiles", description="the column holding SMILES (checked with RDKit)")
+    id_column: str = Field("cid", description="the column of identifiers (Examples.ids, holdout hashing)")
+    holdout: float = Field(0.2, ge=0.0, lt=1.0, description="fraction of described pairs held out as 'test'")
+    holdout_seed: int = Field(0, description="seed of the CID hashing that picks the held-out pairs")
+    drop_bondless: bool = Field(True, description="drop molecules without bonds, as ORMA does")
+    limit: int | None = Field(None, ge=1, description="keep at most this many rows of the split (seeded choice)")
+    subset_seed: int = Field(0, description="seed of the rows 'limit' keeps")
+    on_error: Literal["raise", "skip"] = Field("raise", description="unreadable rows: raise, or skip and count")
+    cache_dir: str | None = Field(None, description="where SMILES checks are cached (default: the orma cache)")
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(set(v.values())) != len(v):
+            raise ValueError("fields must map each tower to a different column")
+        return v
+
+    @model_validator(mode="after")
+    def _smiles_field(self) -> ChEBI20Config:
+        if self.smiles_column not in self.fields.values():
+            raise ValueError(
+                f"smiles_column {self.smiles_column!r} must be one of the fields' columns "
+                f"({', '.join(self.fields.values())}), e.g. fields: {{molecule: {self.smiles_column}}}"
+            )
+        return self
+
+
+class ChEBI20Dataset(Dataset):
+    """ChEBI-20 described pairs split by CID hashing, plus the undescribed train molecules."""
+
+    Config: ClassVar[type[ComponentConfig]] = ChEBI20Config
+    citation: ClassVar[str] = (
+        "Edwards, Zhai and Ji. Text2Mol: Cross-Modal Molecule Retrieval with Natural Language Queries. "
+        "EMNLP 2021. Edwards, Lu, Hope, Han, Cho and Ji. Translation between Molecules and Natural "
+        "Language (MolT5). EMNLP 2022."
+    )
+    config: ChEBI20Config
+
+    def __init__(self, config: ComponentConfig, runtime: Runtime) -> None:
+        super().__init__(config, runtime)
+
+    def _folder(self) -> Path:
+        p = Path(self.config.path).expanduser()
+        if not p.is_dir():
+            raise InputError(
+                f"ChEBI-20 folder {self.config.path!r} "
+                + ("is not a folder" if p.exists() else f"does not exist (resolved to {p.resolve()})"),
+                hint="path: the folder with validation.tsv and train_molecules.tsv "
+                "(relative paths are relative to the current working directory)",
+            )
+        return p
+
+    def _cache(self) -> Path | None:
+        from repmix_orma.graph import default_cache_dir
+
+        c = self.config
+        return (Path(c.cache_dir).expanduser() if c.cache_dir else default_cache_dir()) / "smiles-checks"
+
+    def load(self, split: str | None = None) -> Examples:
+        """Load ``split`` (default: the configured one): train, test, all or extra."""
+        c = self.config
+        split = split or c.split
+        allowed = ("train", "test", "all", "extra")
+        if split not in allowed:
+            guess = did_you_mean(split, allowed)
+            raise InputError(
+                f"orma.chebi20 has no split {split!r}; splits: {', '.join(allowed)}"
+                + (f" (did you mean {guess!r}?)" if guess else "")
+            )
+        folder = self._folder()
+        problems = Problems(c.on_error)
+        notes: list[str] = []
+        if split == "extra":
+            path = folder / c.molecules_file
+            header = read_header(path)
+            towers = {t: col for t, col in c.fields.items() if col in header}
+            if c.smiles_column not in header:
+                read_tsv(path, [c.smiles_column], problems)  # raises: names the missing column
+            wanted = list(dict.fromkeys([*towers.values(), *([c.id_column] if c.id_column in header else [])]))
+            rows, _ = read_tsv(path, wanted, problems)
+        else:
+            path = folder / (c.pairs_file or PAIR_FILES[c.descriptions])
+            towers = dict(c.fields)
+            rows, _ = read_tsv(path, list(dict.fromkeys([*towers.values(), c.id_column])), problems)
+            if split in ("train", "test"):
+                if split == "test" and c.holdout == 0:
+                    raise InputError("split 'test' is empty with holdout: 0", hint="set holdout, e.g. 0.2")
+                ids = [r.values[c.id_column] for r in rows]
+                dupes = len(ids) - len(set(ids))
+                if dupes:
+                    raise InputError(f"{path}: {dupes} duplicate value(s) in column {c.id_column!r}; ids must be unique")
+                held = hash_holdout(ids, c.holdout, c.holdout_seed)
+                rows = [r for r in rows if (r.values[c.id_column] in held) == (split == "test")]
+                notes.append(
+                    f"holdout {c.holdout} (holdout_seed {c.holdout_seed}, by CID hash): {len(held)} of {len(ids)} "
+                    f"pairs held out as 'test', {len(ids) - len(held)} in 'train'; this is {split!r}"
+                )
+        summary = smiles_summary([r.values[c.smiles_column] for r in rows], self._cache())
+        kept: list[TsvRow] = []
+        bondless: list[str] = []
+        for i, row in enumerate(rows):
+            if summary.reasons[i]:
+                problems.report(path, row.line, summary.reasons[i])
+            elif c.drop_bondless and summary.bonds[i] == 0:
+                bondless.append(f"{path.name}:{row.line} ({row.values[c.smiles_column]})")
+            else:
+                kept.append(row)
+        notes = problems.notes() + notes
+        if bondless:
+            shown = ", ".join(bondless[:MAX_NOTED]) + (", ..." if len(bondless) > MAX_NOTED else "")
+            notes.append(f"dropped {len(bondless)} molecule(s) without bonds, as ORMA does (drop_bondless): {shown}")
+        if c.limit is not None and c.limit < len(kept):
+            order = np.random.default_rng(c.subset_seed).permutation(len(kept))[: c.limit]
+            notes.append(f"limit {c.limit} (subset_seed {c.subset_seed}): kept {c.limit} of {len(kept)} rows")
+            kept = [kept[i] for i in sorted(int(i) for i in order)]
+        if not kept:
+            raise InputError(f"{path}: split {split!r} has no usable rows", hint="; ".join(notes) or None)
+        columns = {t: [r.values[col] for r in kept] for t, col in towers.items()}
+        ids = [r.values[c.id_column] for r in kept] if all(c.id_column in r.values for r in kept) else None
+        return Examples(columns, None, ids, skipped=problems.count + len(bondless), notes=notes)

@@ -1,0 +1,217 @@
+"""``orma.hierarchical-gnn``: ORMA's GCN over the hierarchical molecule graph.
+
+Layout (ORMA.md §1.2; ORMA ``modeling.GCNModel`` and ``Orma.get_rep``, which
+follow Text2Mol's GCN):
+
+1. ``layers`` GCN layers, the first mapping the tokenizer's feature width to
+   ``dim``; each but the last followed by ReLU, each followed by dropout;
+2. three ``Linear(dim, dim)`` layers with ReLU and dropout between them;
+3. ``LayerNorm(dim)`` over every node;
+4. the node outputs split back into levels: atom nodes padded into
+   ``atom`` [B, A, D], motif nodes into ``motif`` [B, M, D] (bool masks;
+   truncated to the tokenizer's ``max_atoms`` / ``max_motifs``), the molecule
+   node as ``molecule`` [B, D]; each level through its own ``Linear(dim, dim)``.
+
+ORMA then multiplies every level by ``exp(temp)``, a learnable temperature
+shared with the text side; that scalar lives with the losses and aligners
+(``repmix_orma.losses`` / ``repmix_orma.fine_grained``), not here.
+
+**GCN implementation.** ``backend: native`` (the default) is a scatter-based
+GCN written with ``torch.index_add_``: PyG's ``GCNConv`` with its defaults
+(self-loops added, symmetric normalisation ``D^-1/2 (A + I) D^-1/2`` with the
+in-degree ``D`` of the directed graph, a bias-free linear map before
+propagation, a bias after). ``backend: pyg`` uses ``torch_geometric.nn.GCNConv``
+itself. PyTorch Geometric 2.8 installs cleanly from PyPI next to torch 2.13
+CPU (it pulls no torch of its own), but importing it takes about 7 s, longer
+than torch itself, and adds a dozen packages (aiohttp, ...) for one layer
+type; the native layer computes the same function with the same parameter
+names (``lin.weight``, ``bias``), so checkpoints move between the backends,
+and ``tests/test_gnn.py`` checks the two agree on real molecules.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+
+from repmix.core.components import ComponentConfig, Encoder, Runtime
+from repmix.core.errors import ConfigError
+from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+
+from repmix_orma.graph import GraphBatch
+
+__all__ = ["GCNLayer", "HierarchicalGNN", "HierarchicalGNNConfig", "gcn_norm"]
+
+#: The granularities this encoder provides.
+LEVELS: tuple[str, ...] = ("atom", "motif", "molecule")
+
+
+def gcn_norm(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Self-loops plus symmetric GCN weights: (source, target, weight) of every edge.
+
+    As PyG's ``gcn_norm`` with ``add_self_loops=True`` and flow source -> target:
+    ``deg`` is each node's in-degree counting its self-loop, and an edge
+    ``j -> i`` weighs ``deg[j]^-1/2 * deg[i]^-1/2``.
+    """
+    loops = torch.arange(num_nodes, device=edge_index.device)
+    src = torch.cat([edge_index[0], loops])
+    dst = torch.cat([edge_index[1], loops])
+    deg = torch.zeros(num_nodes, device=edge_index.device).index_add_(
+        0, dst, torch.ones(dst.shape[0], device=edge_index.device)
+    )
+    inv_sqrt = deg.pow(-0.5)
+    return src, dst, inv_sqrt[src] * inv_sqrt[dst]
+
+
+class GCNLayer(nn.Module):
+    """One graph convolution: ``out_i = bias + sum_{j -> i} w_ji * (W x_j)`` (self-loop included).
+
+    Parameter names match ``torch_geometric.nn.GCNConv`` (``lin.weight``, ``bias``).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.lin = nn.Linear(in_dim, out_dim, bias=False)
+        self.bias = nn.Parameter(torch.zeros(out_dim))
+
+    def forward(self, x: Tensor, norm: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        """Propagate with precomputed normalised edges (see :func:`gcn_norm`)."""
+        src, dst, weight = norm
+        h = self.lin(x)
+        out = torch.zeros_like(h).index_add_(0, dst, h.index_select(0, src) * weight.unsqueeze(-1).to(h.dtype))
+        return out + self.bias
+
+
+class HierarchicalGNNConfig(ComponentConfig):
+    """Options of ``orma.hierarchical-gnn``."""
+
+    dim: int = Field(384, ge=1, description="node and output width (384 matches all-MiniLM-L6-v2)")
+    layers: int = Field(3, ge=1, le=16, description="GCN layers (ORMA/Text2Mol: 3)")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout after every GCN layer and between the MLP layers")
+    level_projection: bool = Field(True, description="a separate Linear(dim, dim) per level, as ORMA")
+    backend: Literal["native", "pyg"] = Field(
+        "native", description="native: scatter GCN (no extra dependency); pyg: torch_geometric's GCNConv"
+    )
+
+
+class HierarchicalGNN(Encoder):
+    """GCN over atom, motif and molecule nodes -> ``atom``, ``motif`` (sequences) and ``molecule`` (pooled)."""
+
+    Config: ClassVar[type[ComponentConfig]] = HierarchicalGNNConfig
+    citation: ClassVar[str] = (
+        "Min, Liu, Zhang, Song, Su, He and Bo. ORMA: Exploring Optimal Transport-Based Multi-Grained "
+        "Alignments for Text-Molecule Retrieval. IEEE BIBM 2024, arXiv:2411.11875. GCN: Kipf and Welling. "
+        "Semi-Supervised Classification with Graph Convolutional Networks. ICLR 2017. Layout after "
+        "Edwards, Zhai and Ji. Text2Mol. EMNLP 2021."
+    )
+    config: HierarchicalGNNConfig
+
+    @classmethod
+    def signature(cls, config: ComponentConfig) -> EncoderSignature:
+        """``atom`` and ``motif`` sequences and the pooled ``molecule``, all ``dim`` wide; no per-layer states."""
+        dim = config.dim  # type: ignore[attr-defined]
+        return EncoderSignature(
+            {
+                "atom": GranularitySpec("sequence", dim),
+                "motif": GranularitySpec("sequence", dim),
+                "molecule": GranularitySpec("pooled", dim),
+            },
+            num_layers=None,
+            layers_of="atom",
+        )
+
+    def __init__(self, config: ComponentConfig, runtime: Runtime) -> None:
+        super().__init__(config, runtime)
+        c = self.config
+        # Initial weights depend on the seed only, not on how many numbers each backend's
+        # constructors draw: rewind the generator before reset_parameters().
+        rng_state = torch.random.get_rng_state()
+        in_dim = getattr(runtime.tokenizer, "feature_dim", None)
+        if not isinstance(in_dim, int) or in_dim < 1:
+            raise ConfigError(
+                "hierarchical-gnn reads molecule graphs and takes its input width from the tower's tokenizer, "
+                f"which provides none (tokenizer: {type(runtime.tokenizer).__name__})",
+                hint="use tokenizer: {type: orma.molecule-graph} in this tower",
+            )
+        self.in_dim = in_dim
+        dims = [in_dim] + [c.dim] * c.layers
+        if c.backend == "pyg":
+            try:
+                from torch_geometric.nn import GCNConv
+            except ImportError:
+                raise ConfigError(
+                    "backend: pyg needs PyTorch Geometric, which is not installed",
+                    found="pyg",
+                    hint="pip install 'repmix-orma[pyg]' (torch-geometric), or use backend: native (same function)",
+                ) from None
+            self.convs = nn.ModuleList(GCNConv(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        else:
+            self.convs = nn.ModuleList(GCNLayer(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.mlp = nn.ModuleList(nn.Linear(c.dim, c.dim) for _ in range(3))
+        self.norm = nn.LayerNorm(c.dim)
+        self.dropout = nn.Dropout(c.dropout)
+        if c.level_projection:
+            self.projections = nn.ModuleDict({level: nn.Linear(c.dim, c.dim) for level in LEVELS})
+        torch.random.set_rng_state(rng_state)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Glorot-uniform GCN weights and zero biases (PyG's init), in a fixed order for both backends."""
+        for conv in self.convs:
+            nn.init.xavier_uniform_(conv.lin.weight)
+            nn.init.zeros_(conv.bias)
+        for layer in self.mlp:
+            layer.reset_parameters()
+        self.norm.reset_parameters()
+        if self.config.level_projection:
+            for level in LEVELS:
+                self.projections[level].reset_parameters()
+
+    def node_states(self, batch: GraphBatch) -> Tensor:
+        """Every node's output before the per-level projections: GCN layers, MLP, LayerNorm."""
+        x = batch.x
+        if x.shape[-1] != self.in_dim:
+            raise ValueError(f"graph batch has {x.shape[-1]} node features, this encoder was built for {self.in_dim}")
+        last = len(self.convs) - 1
+        if self.config.backend == "pyg":
+            for i, conv in enumerate(self.convs):
+                x = conv(x, batch.edge_index)
+                x = self.dropout(torch.relu(x) if i < last else x)
+        else:
+            norm = gcn_norm(batch.edge_index, x.shape[0])
+            for i, conv in enumerate(self.convs):
+                x = conv(x, norm)
+                x = self.dropout(torch.relu(x) if i < last else x)
+        for i, layer in enumerate(self.mlp):
+            x = layer(x)
+            if i < len(self.mlp) - 1:
+                x = self.dropout(torch.relu(x))
+        return self.norm(x)
+
+    def _project(self, level: str, x: Tensor) -> Tensor:
+        return self.projections[level](x) if self.config.level_projection else x
+
+    def forward(self, batch: Any, output_layers: bool = False) -> Encoded:
+        """Encode a :class:`~repmix_orma.graph.GraphBatch` into the three levels."""
+        if not isinstance(batch, GraphBatch):
+            raise TypeError(f"hierarchical-gnn reads a GraphBatch from orma.molecule-graph, got {type(batch).__name__}")
+        h = self.node_states(batch)
+        bsz, dim = batch.num_graphs, h.shape[-1]
+        out: dict[str, Granularity] = {}
+        for code, level, width in ((0, "atom", batch.atom_width), (1, "motif", batch.motif_width)):
+            rows = torch.nonzero((batch.node_level == code) & (batch.node_slot >= 0)).squeeze(-1)
+            flat = batch.node_graph.index_select(0, rows) * width + batch.node_slot.index_select(0, rows)
+            values = self._project(level, h.index_select(0, rows))
+            hidden = torch.zeros(bsz * width, dim, dtype=h.dtype, device=h.device).index_copy(0, flat, values)
+            mask = torch.zeros(bsz * width, dtype=torch.bool, device=h.device).index_fill_(0, flat, True)
+            out[level] = Granularity(hidden.view(bsz, width, dim), mask.view(bsz, width))
+        mol_rows = torch.nonzero(batch.node_level == 2).squeeze(-1)
+        molecule = torch.zeros(bsz, dim, dtype=h.dtype, device=h.device).index_copy(
+            0, batch.node_graph.index_select(0, mol_rows), self._project("molecule", h.index_select(0, mol_rows))
+        )
+        out["molecule"] = Granularity(molecule)
+        extras = {"num_atoms": batch.num_atoms, "num_motifs": batch.num_motifs}
+        return Encoded(out, layers=None, layers_of="atom", extras=extras)

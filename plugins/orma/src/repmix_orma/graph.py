@@ -1,0 +1,587 @@
+"""``orma.molecule-graph``: SMILES -> ORMA's hierarchical heterogeneous graph.
+
+Each molecule becomes one graph with three kinds of nodes, in this order
+(ORMA's ``MolGraph``, itself HiMol's):
+
+* ``n`` **atom** nodes with RDKit features (below), joined by their bonds in
+  both directions;
+* ``m`` **motif** nodes (BRICS motifs, :mod:`repmix_orma.motifs`), each the
+  mean of its atoms' features, with edges atom -> motif only;
+* one **molecule** node, the mean of the motif features, with edges
+  motif -> molecule; when a molecule has no motif (no BRICS bond, a single
+  atom, ``motifs: none``) it is the mean of the atoms, with edges
+  atom -> molecule.
+
+**Atom features.** ORMA feeds each atom the 300-d mol2vec embedding of its
+Morgan identifier, read from Text2Mol's ``token_embedding_dict.npy``. mol2vec
+is not on PyPI in a form that installs offline with this torch, and its
+embeddings are trained model weights that repmix cannot download, so atoms
+get RDKit features instead (one-hot blocks, stored as ``uint8``): element
+(:data:`ELEMENTS` + other), degree (0-5, 6+), formal charge (<=-2, -1, 0, +1,
+>=+2), hybridisation (S, SP, SP2, SP3, SP3D, SP3D2, other), aromaticity,
+total hydrogen count (0-3, 4+), ring membership and chirality tag
+(none, CW, CCW, other). ``morgan_bits > 0`` adds mol2vec's *inputs*, the
+atom's Morgan identifiers of radius 0..``morgan_radius``, hashed into
+``morgan_bits`` multi-hot bits.
+
+**Caching.** Featurising costs RDKit parsing, BRICS matching and SSSR
+perception (about 1-2 ms a molecule). Each featurised molecule is written
+once to ``<cache_dir>/<featuriser id>/<xx>/<sha256>.npz`` (``numpy.savez``,
+loaded with ``allow_pickle=False``; written to a temporary file and renamed,
+so concurrent processes never read half a file), keyed by the SHA-256 of the
+SMILES string and of everything that changes the features (this module's
+:data:`FEATURISER_VERSION`, the element list, ``motifs``, ``ring_split``,
+``morgan_bits``, ``morgan_radius`` and the RDKit version). An in-memory LRU
+of ``memory_cache`` molecules sits in front of it. A later epoch, or a later
+run with the same config, does no RDKit work at all.
+
+**Batching.** Per-molecule arrays (node features, local edge list, node level
+and padded-slot index) are prepared once per molecule; a batch is their
+concatenation with node offsets (``numpy.repeat`` of the offsets over the
+edges), without any Python loop over atoms. Truncation to ``max_atoms`` /
+``max_motifs`` (ORMA's ``num_atom`` / ``num_motif``) only limits the padded
+``atom`` and ``motif`` outputs: message passing still sees the whole
+molecule, as in ORMA, where truncation happens when node outputs are grouped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from repmix.core.components import ComponentConfig, Runtime, Tokenizer
+from repmix.core.errors import ConfigError, InputError
+
+from repmix_orma.motifs import motif_decomp
+
+__all__ = [
+    "ELEMENTS",
+    "FEATURISER_VERSION",
+    "GraphBatch",
+    "MolGraph",
+    "MoleculeGraphTokenizer",
+    "default_cache_dir",
+    "feature_names",
+    "parse_smiles",
+]
+
+#: Bumped whenever featurisation changes; part of every cache key.
+FEATURISER_VERSION = 1
+#: Elements with their own one-hot bit (every other element, and the dummy atom ``*``, is "other").
+#: Covers 99.98 % of the atoms of ChEBI-20 (validation + train molecules).
+ELEMENTS: tuple[str, ...] = (
+    "C", "N", "O", "S", "P", "F", "Cl", "Br", "I", "B", "Si", "Se", "H",
+    "Na", "K", "Li", "Mg", "Ca", "Fe", "Co", "Ni", "Cu", "Zn", "Mo", "Pt", "As",
+)  # fmt: skip
+_DEGREES = 7  # 0..5, 6+
+_CHARGES = (-2, -1, 0, 1, 2)  # clipped
+_HYBRIDISATIONS = ("S", "SP", "SP2", "SP3", "SP3D", "SP3D2")  # + other
+_HYDROGENS = 5  # 0..3, 4+
+_CHIRALITY = ("CHI_UNSPECIFIED", "CHI_TETRAHEDRAL_CW", "CHI_TETRAHEDRAL_CCW")  # + other
+_BASE_DIM = len(ELEMENTS) + 1 + _DEGREES + len(_CHARGES) + len(_HYBRIDISATIONS) + 1 + 1 + _HYDROGENS + 1 + len(_CHIRALITY) + 1
+
+
+def feature_names(morgan_bits: int = 0) -> list[str]:
+    """Names of the atom feature columns, in order."""
+    names = [f"element={e}" for e in ELEMENTS] + ["element=other"]
+    names += [f"degree={d}" for d in range(_DEGREES - 1)] + [f"degree>={_DEGREES - 1}"]
+    names += ["charge<=-2", "charge=-1", "charge=0", "charge=+1", "charge>=+2"]
+    names += [f"hybridisation={h}" for h in _HYBRIDISATIONS] + ["hybridisation=other"]
+    names += ["aromatic"]
+    names += [f"hydrogens={h}" for h in range(_HYDROGENS - 1)] + [f"hydrogens>={_HYDROGENS - 1}"]
+    names += ["in_ring"]
+    names += [f"chirality={c}" for c in _CHIRALITY] + ["chirality=other"]
+    names += [f"morgan_hash={i}" for i in range(morgan_bits)]
+    assert len(names) == _BASE_DIM + morgan_bits
+    return names
+
+
+def default_cache_dir() -> Path:
+    """``$REPMIX_CACHE/orma``, else ``~/.cache/repmix/orma``."""
+    root = os.environ.get("REPMIX_CACHE")
+    return (Path(root).expanduser() if root else Path.home() / ".cache" / "repmix") / "orma"
+
+
+def parse_smiles(smiles: str) -> tuple[Any, str | None]:
+    """(RDKit molecule, None), or (None, why it cannot be read). RDKit's own logging is silenced."""
+    from rdkit import Chem, rdBase
+
+    if not isinstance(smiles, str):
+        return None, f"expected a SMILES string, got {type(smiles).__name__}"
+    if not smiles.strip():
+        return None, "empty SMILES"
+    with rdBase.BlockLogs():
+        mol = Chem.MolFromSmiles(smiles)
+        if mol is not None:
+            if mol.GetNumAtoms() == 0:
+                return None, "SMILES has no atoms"
+            return mol, None
+        raw = Chem.MolFromSmiles(smiles, sanitize=False)
+        if raw is None:
+            return None, f"invalid SMILES (syntax error): {smiles[:80]!r}"
+        try:
+            Chem.SanitizeMol(raw)
+        except Exception as exc:  # RDKit raises its own exception types (AtomValenceException, KekulizeException, ...)
+            return None, f"invalid SMILES ({type(exc).__name__}: {exc}): {smiles[:80]!r}"
+        return None, f"invalid SMILES: {smiles[:80]!r}"
+
+
+@dataclass
+class MolGraph:
+    """One featurised molecule: what the disk cache stores (all arrays, no pickle).
+
+    ``atom_x`` [n, F] uint8 atom features; ``bonds`` [n_bonds, 2] int32;
+    ``motif_atom`` / ``motif_id`` [K] int32: atom ``motif_atom[k]`` belongs to
+    motif ``motif_id[k]``; ``n_motifs``: number of motifs.
+    """
+
+    atom_x: np.ndarray
+    bonds: np.ndarray
+    motif_atom: np.ndarray
+    motif_id: np.ndarray
+    n_motifs: int
+
+    @property
+    def n_atoms(self) -> int:
+        return int(self.atom_x.shape[0])
+
+    def motifs(self) -> list[list[int]]:
+        """The motifs as lists of atom indices."""
+        out: list[list[int]] = [[] for _ in range(self.n_motifs)]
+        for atom, motif in zip(self.motif_atom.tolist(), self.motif_id.tolist()):
+            out[motif].append(atom)
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "atom_x": self.atom_x,
+            "bonds": self.bonds,
+            "motif_atom": self.motif_atom,
+            "motif_id": self.motif_id,
+            "n_motifs": np.asarray(self.n_motifs, dtype=np.int64),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Any, feature_dim: int) -> MolGraph:
+        """Rebuild from stored arrays, checking shapes (a damaged file raises ``ValueError``)."""
+        atom_x = np.asarray(arrays["atom_x"], dtype=np.uint8)
+        bonds = np.asarray(arrays["bonds"], dtype=np.int32).reshape(-1, 2)
+        motif_atom = np.asarray(arrays["motif_atom"], dtype=np.int32).reshape(-1)
+        motif_id = np.asarray(arrays["motif_id"], dtype=np.int32).reshape(-1)
+        n_motifs = int(arrays["n_motifs"])
+        n = atom_x.shape[0] if atom_x.ndim == 2 else -1
+        ok = (
+            atom_x.ndim == 2
+            and atom_x.shape[1] == feature_dim
+            and n >= 1
+            and (bonds.size == 0 or (bonds.min() >= 0 and bonds.max() < n))
+            and motif_atom.shape == motif_id.shape
+            and (motif_atom.size == 0 or (motif_atom.min() >= 0 and motif_atom.max() < n))
+            and (motif_id.size == 0 or (motif_id.min() >= 0 and motif_id.max() < n_motifs))
+            and n_motifs >= 0
+        )
+        if not ok:
+            raise ValueError("inconsistent arrays in a cached molecule graph")
+        return cls(atom_x, bonds, motif_atom, motif_id, n_motifs)
+
+
+@dataclass
+class _Prepared:
+    """Per-molecule arrays ready for concatenation (built once per molecule and kept in the LRU)."""
+
+    graph: MolGraph
+    x_atoms: np.ndarray  # [n, F] float32
+    edges: np.ndarray  # [2, E] int64, local node indices
+    level: np.ndarray  # [n_nodes] int8: 0 atom, 1 motif, 2 molecule
+    slot: np.ndarray  # [n_nodes] int64: padded position within its level, -1 when truncated
+    n_nodes: int
+    kept_atoms: int
+    kept_motifs: int
+
+
+@dataclass
+class GraphBatch:
+    """A batch of hierarchical molecule graphs, concatenated (what ``hierarchical-gnn`` reads).
+
+    Nodes of graph ``b`` are contiguous: its atoms, then its motifs, then its
+    molecule node. ``edge_index`` [2, E] runs source -> target over batch node
+    indices. ``node_graph`` [N] gives each node's graph, ``node_level`` [N]
+    its level (0 atom, 1 motif, 2 molecule) and ``node_slot`` [N] its position
+    in the padded ``[B, A]`` / ``[B, M]`` outputs (-1: truncated away by
+    ``max_atoms`` / ``max_motifs``). ``num_atoms`` / ``num_motifs`` [B] count
+    each molecule's atoms and motifs before truncation; ``atom_width`` /
+    ``motif_width`` are the padded widths (at least 1).
+    """
+
+    x: Tensor
+    edge_index: Tensor
+    node_graph: Tensor
+    node_level: Tensor
+    node_slot: Tensor
+    num_atoms: Tensor
+    num_motifs: Tensor
+    atom_width: int
+    motif_width: int
+
+    @property
+    def num_graphs(self) -> int:
+        return int(self.num_atoms.shape[0])
+
+    def to(self, device: torch.device | str) -> GraphBatch:
+        """The same batch on ``device``."""
+        return GraphBatch(
+            **{f.name: (v.to(device) if isinstance(v := getattr(self, f.name), Tensor) else v) for f in fields(self)}
+        )
+
+
+class MoleculeGraphConfig(ComponentConfig):
+    """Options of ``orma.molecule-graph``."""
+
+    motifs: Literal["brics", "none"] = Field(
+        "brics", description="motif nodes from HiMol's BRICS decomposition, or none (atoms -> molecule only)"
+    )
+    ring_split: Literal["subtract", "empty"] = Field(
+        "subtract",
+        description="multi-ring fragments: keep what is left after removing the rings (HiMol) or drop it",
+    )
+    max_atoms: int = Field(128, ge=1, description="atoms kept in the padded 'atom' output (ORMA's num_atom)")
+    max_motifs: int = Field(32, ge=1, description="motifs kept in the padded 'motif' output (ORMA's num_motif)")
+    morgan_bits: int = Field(0, ge=0, le=65536, description="hashed Morgan-identifier bits per atom (0 = off)")
+    morgan_radius: int = Field(1, ge=0, le=4, description="largest Morgan radius hashed (mol2vec uses 0 and 1)")
+    cache_dir: str | None = Field(
+        None, description="disk cache folder (default $REPMIX_CACHE/orma or ~/.cache/repmix/orma)"
+    )
+    disk_cache: bool = Field(True, description="read and write featurised molecules on disk")
+    memory_cache: int = Field(50_000, ge=0, description="featurised molecules kept in memory (LRU)")
+
+
+@dataclass
+class CacheStats:
+    """What the tokenizer did: RDKit featurisations, cache hits, truncations."""
+
+    featurised: int = 0
+    memory_hits: int = 0
+    disk_hits: int = 0
+    disk_writes: int = 0
+    disk_errors: int = 0
+    truncated_atoms: int = 0
+    truncated_motifs: int = 0
+    molecules: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class MoleculeGraphTokenizer(Tokenizer):
+    """SMILES -> :class:`GraphBatch` of ORMA's hierarchical graphs (atoms, BRICS motifs, molecule)."""
+
+    Config: ClassVar[type[ComponentConfig]] = MoleculeGraphConfig
+    citation: ClassVar[str] = (
+        "Min, Liu, Zhang, Song, Su, He and Bo. ORMA: Exploring Optimal Transport-Based Multi-Grained "
+        "Alignments for Text-Molecule Retrieval. IEEE BIBM 2024, arXiv:2411.11875. Motifs: Zang et al. "
+        "Hierarchical Molecular Graph Self-Supervised Learning for property prediction (HiMol). "
+        "Communications Chemistry 2023. BRICS: Degen et al. ChemMedChem 2008."
+    )
+    config: MoleculeGraphConfig
+
+    def __init__(self, config: ComponentConfig, runtime: Runtime) -> None:
+        super().__init__(config, runtime)
+        c = self.config
+        self.feature_dim = _BASE_DIM + c.morgan_bits
+        self.featuriser_id = self._featuriser_id()
+        self.cache_root = (Path(c.cache_dir).expanduser() if c.cache_dir else default_cache_dir()) / self.featuriser_id
+        self.stats = CacheStats()
+        self._memory: OrderedDict[str, _Prepared] = OrderedDict()
+        self._morgan: Any = None
+        if c.disk_cache:
+            try:
+                self.cache_root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create the molecule-graph cache folder {str(self.cache_root)!r}: {exc.strerror or exc}",
+                    found=c.cache_dir,
+                    hint="set cache_dir to a writable folder, set $REPMIX_CACHE, or disk_cache: false",
+                ) from None
+
+    # ----------------------------------------------------------------- identity
+    def _featuriser_id(self) -> str:
+        """Hash of everything that changes a featurised molecule (part of the cache path)."""
+        from rdkit import rdBase
+
+        c = self.config
+        spec = {
+            "version": FEATURISER_VERSION,
+            "elements": ELEMENTS,
+            "motifs": c.motifs,
+            "ring_split": c.ring_split,
+            "morgan_bits": c.morgan_bits,
+            "morgan_radius": c.morgan_radius if c.morgan_bits else None,
+            "rdkit": rdBase.rdkitVersion,
+        }
+        digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+        return f"v{FEATURISER_VERSION}-{digest}"
+
+    def cache_path(self, smiles: str) -> Path:
+        """Where the featurised ``smiles`` is stored on disk."""
+        key = hashlib.sha256(smiles.encode("utf-8")).hexdigest()
+        return self.cache_root / key[:2] / f"{key}.npz"
+
+    # ------------------------------------------------------------ featurising
+    def featurise(self, mol: Any) -> MolGraph:
+        """RDKit molecule -> :class:`MolGraph` (atom features, bonds, motifs)."""
+        from repmix_orma.motifs import bond_array
+
+        c = self.config
+        atoms = list(mol.GetAtoms())
+        n = len(atoms)
+        symbol_index = {e: i for i, e in enumerate(ELEMENTS)}
+        element = np.array([symbol_index.get(a.GetSymbol(), len(ELEMENTS)) for a in atoms])
+        degree = np.minimum([a.GetDegree() for a in atoms], _DEGREES - 1)
+        charge = np.clip([a.GetFormalCharge() for a in atoms], _CHARGES[0], _CHARGES[-1]) - _CHARGES[0]
+        hyb_index = {h: i for i, h in enumerate(_HYBRIDISATIONS)}
+        hybrid = np.array([hyb_index.get(str(a.GetHybridization()), len(_HYBRIDISATIONS)) for a in atoms])
+        aromatic = np.array([a.GetIsAromatic() for a in atoms], dtype=bool)
+        hydrogens = np.minimum([a.GetTotalNumHs() for a in atoms], _HYDROGENS - 1)
+        in_ring = np.array([a.IsInRing() for a in atoms], dtype=bool)
+        chi_index = {h: i for i, h in enumerate(_CHIRALITY)}
+        chirality = np.array([chi_index.get(str(a.GetChiralTag()), len(_CHIRALITY)) for a in atoms])
+
+        x = np.zeros((n, self.feature_dim), dtype=np.uint8)
+        rows = np.arange(n)
+        offset = 0
+        for values, width in (
+            (element, len(ELEMENTS) + 1),
+            (degree, _DEGREES),
+            (charge, len(_CHARGES)),
+            (hybrid, len(_HYBRIDISATIONS) + 1),
+        ):
+            x[rows, offset + values] = 1
+            offset += width
+        x[:, offset] = aromatic
+        offset += 1
+        x[rows, offset + hydrogens] = 1
+        offset += _HYDROGENS
+        x[:, offset] = in_ring
+        offset += 1
+        x[rows, offset + chirality] = 1
+        offset += len(_CHIRALITY) + 1
+        if c.morgan_bits:
+            for atom, ids in enumerate(self._atom_morgan_ids(mol)):
+                if ids:
+                    x[atom, offset + np.asarray(ids, dtype=np.uint64) % np.uint64(c.morgan_bits)] = 1
+        bonds = bond_array(mol).astype(np.int32)
+        motifs = motif_decomp(mol, c.ring_split) if c.motifs == "brics" else []
+        sizes = [len(m) for m in motifs]
+        motif_atom = np.asarray([a for m in motifs for a in m], dtype=np.int32)
+        motif_id = np.repeat(np.arange(len(motifs), dtype=np.int32), sizes)
+        return MolGraph(x, bonds, motif_atom, motif_id, len(motifs))
+
+    def _atom_morgan_ids(self, mol: Any) -> tuple[tuple[int, ...], ...]:
+        """Each atom's Morgan identifiers for radius 0..``morgan_radius`` (unhashed, as mol2vec reads them)."""
+        from rdkit.Chem import rdFingerprintGenerator
+
+        if self._morgan is None:
+            self._morgan = rdFingerprintGenerator.GetMorganGenerator(radius=self.config.morgan_radius)
+        out = rdFingerprintGenerator.AdditionalOutput()
+        out.AllocateAtomToBits()
+        self._morgan.GetSparseCountFingerprint(mol, additionalOutput=out)
+        return out.GetAtomToBits()
+
+    # ------------------------------------------------------------------ caches
+    def _load_disk(self, smiles: str) -> MolGraph | None:
+        path = self.cache_path(smiles)
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                if str(stored["smiles"]) != smiles:
+                    return None
+                return MolGraph.from_arrays(stored, self.feature_dim)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError) as exc:  # damaged file: recompute and overwrite
+            self.stats.disk_errors += 1
+            if len(self.stats.notes) < 10:
+                self.stats.notes.append(f"ignored damaged cache file {path}: {exc}")
+            return None
+
+    def _store_disk(self, smiles: str, graph: MolGraph) -> None:
+        path = self.cache_path(smiles)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    np.savez(handle, smiles=np.asarray(smiles), **graph.arrays())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            self.stats.disk_writes += 1
+        except OSError as exc:  # a full or read-only disk must not stop training: featurise again next time
+            self.stats.disk_errors += 1
+            if len(self.stats.notes) < 10:
+                self.stats.notes.append(f"could not write cache file {path}: {exc}")
+
+    def _prepare(self, graph: MolGraph) -> _Prepared:
+        """Local edge list, node levels and padded slots of one molecule (done once per molecule)."""
+        c = self.config
+        n, m = graph.n_atoms, graph.n_motifs
+        b = graph.bonds.astype(np.int64)
+        atom_edges = np.concatenate([b.T, b[:, ::-1].T], axis=1) if len(b) else np.zeros((2, 0), dtype=np.int64)
+        if m:
+            motif_edges = np.stack([graph.motif_atom.astype(np.int64), n + graph.motif_id.astype(np.int64)])
+            super_edges = np.stack([n + np.arange(m, dtype=np.int64), np.full(m, n + m, dtype=np.int64)])
+        else:
+            motif_edges = np.zeros((2, 0), dtype=np.int64)
+            super_edges = np.stack([np.arange(n, dtype=np.int64), np.full(n, n, dtype=np.int64)])
+        edges = np.concatenate([atom_edges, motif_edges, super_edges], axis=1)
+        level = np.concatenate([np.zeros(n, np.int8), np.ones(m, np.int8), np.full(1, 2, np.int8)])
+        atom_slot = np.arange(n, dtype=np.int64)
+        atom_slot[atom_slot >= c.max_atoms] = -1
+        motif_slot = np.arange(m, dtype=np.int64)
+        motif_slot[motif_slot >= c.max_motifs] = -1
+        slot = np.concatenate([atom_slot, motif_slot, np.zeros(1, np.int64)])
+        return _Prepared(
+            graph,
+            graph.atom_x.astype(np.float32),
+            edges,
+            level,
+            slot,
+            n + m + 1,
+            min(n, c.max_atoms),
+            min(m, c.max_motifs),
+        )
+
+    def _remember(self, smiles: str, prepared: _Prepared) -> None:
+        if self.config.memory_cache <= 0:
+            return
+        self._memory[smiles] = prepared
+        self._memory.move_to_end(smiles)
+        while len(self._memory) > self.config.memory_cache:
+            self._memory.popitem(last=False)
+
+    def _lookup(self, smiles: str) -> tuple[_Prepared | None, str | None]:
+        """(prepared graph, None) from memory, disk or RDKit; (None, reason) when unreadable."""
+        hit = self._memory.get(smiles)
+        if hit is not None:
+            self._memory.move_to_end(smiles)
+            self.stats.memory_hits += 1
+            return hit, None
+        graph = self._load_disk(smiles) if self.config.disk_cache else None
+        if graph is not None:
+            self.stats.disk_hits += 1
+        else:
+            mol, reason = parse_smiles(smiles)
+            if mol is None:
+                return None, reason
+            graph = self.featurise(mol)
+            self.stats.featurised += 1
+            if self.config.disk_cache:
+                self._store_disk(smiles, graph)
+        prepared = self._prepare(graph)
+        self._remember(smiles, prepared)
+        return prepared, None
+
+    def graph(self, smiles: str) -> MolGraph:
+        """The featurised molecule for ``smiles`` (through the caches); :class:`InputError` when invalid."""
+        prepared, reason = self._lookup(smiles) if isinstance(smiles, str) else (None, self.check_item(smiles))
+        if prepared is None:
+            raise InputError(f"cannot build a molecule graph: {reason}")
+        return prepared.graph
+
+    # -------------------------------------------------------------- interface
+    def check_item(self, item: Any) -> str | None:
+        """Why ``item`` is not a usable SMILES, or ``None`` (valid items are featurised and cached)."""
+        if not isinstance(item, str):
+            return f"expected a SMILES string, got {type(item).__name__}"
+        return self._lookup(item)[1]
+
+    def sort_key(self, item: Any) -> int:
+        """SMILES length: a proxy of the atom count."""
+        return len(item) if isinstance(item, str) else 0
+
+    def __call__(self, items: Sequence[Any]) -> GraphBatch:
+        """Featurise (or fetch from the caches) and concatenate a batch of SMILES."""
+        smiles = list(items)
+        if not smiles:
+            raise InputError("cannot tokenize an empty batch of molecules")
+        prepared: list[_Prepared] = []
+        for i, item in enumerate(smiles):
+            if not isinstance(item, str):
+                raise InputError(f"item {i} of the batch: expected a SMILES string, got {type(item).__name__}")
+            p, reason = self._lookup(item)
+            if p is None:
+                raise InputError(f"item {i} of the batch: {reason}")
+            prepared.append(p)
+        self.stats.molecules += len(prepared)
+        return collate(prepared, self.feature_dim, self.stats)
+
+
+def collate(prepared: Sequence[_Prepared], feature_dim: int, stats: CacheStats | None = None) -> GraphBatch:
+    """Concatenate prepared molecules into one :class:`GraphBatch` (no Python loop over atoms).
+
+    Motif nodes get the mean of their atoms' features and the molecule node
+    the mean of its motifs' (of its atoms' when it has none), computed for the
+    whole batch at once with ``index_add_``.
+    """
+    bsz = len(prepared)
+    n_nodes = np.array([p.n_nodes for p in prepared], dtype=np.int64)
+    n_atoms = np.array([p.graph.n_atoms for p in prepared], dtype=np.int64)
+    n_motifs = np.array([p.graph.n_motifs for p in prepared], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(n_nodes)[:-1]])
+    total = int(n_nodes.sum())
+    edge_counts = np.array([p.edges.shape[1] for p in prepared], dtype=np.int64)
+    edges = np.concatenate([p.edges for p in prepared], axis=1) + np.repeat(offsets, edge_counts)[None, :]
+    level = np.concatenate([p.level for p in prepared])
+    slot = np.concatenate([p.slot for p in prepared])
+    node_graph = np.repeat(np.arange(bsz, dtype=np.int64), n_nodes)
+
+    x = torch.zeros(total, feature_dim)
+    atom_rows = torch.from_numpy(np.flatnonzero(level == 0))
+    x[atom_rows] = torch.from_numpy(np.concatenate([p.x_atoms for p in prepared]))
+    # Motif features: mean of member atoms (membership edges are the atom -> motif edges).
+    member_counts = np.array([p.graph.motif_atom.shape[0] for p in prepared], dtype=np.int64)
+    if member_counts.sum():
+        src = np.concatenate([p.graph.motif_atom for p in prepared]).astype(np.int64)
+        dst = np.concatenate([p.graph.n_atoms + p.graph.motif_id.astype(np.int64) for p in prepared])
+        shift = np.repeat(offsets, member_counts)
+        src_t, dst_t = torch.from_numpy(src + shift), torch.from_numpy(dst + shift)
+        sums = torch.zeros(total, feature_dim).index_add_(0, dst_t, x[src_t])
+        counts = torch.zeros(total).index_add_(0, dst_t, torch.ones(len(dst_t)))
+        motif_rows = torch.from_numpy(np.flatnonzero(level == 1))
+        x[motif_rows] = sums[motif_rows] / counts[motif_rows].unsqueeze(-1)
+    # Molecule node: mean of its motif nodes, or of its atoms when it has no motif.
+    has_motifs = n_motifs > 0
+    pooled_level = np.where(has_motifs, 1, 0)[node_graph]
+    pool_rows = np.flatnonzero(level == pooled_level.astype(np.int8))
+    mol_rows = torch.from_numpy(offsets + n_nodes - 1)
+    graph_of = torch.from_numpy(node_graph[pool_rows])
+    sums = torch.zeros(bsz, feature_dim).index_add_(0, graph_of, x[torch.from_numpy(pool_rows)])
+    counts = torch.bincount(graph_of, minlength=bsz).clamp(min=1).to(x.dtype)
+    x[mol_rows] = sums / counts.unsqueeze(-1)
+
+    kept_atoms = np.array([p.kept_atoms for p in prepared])
+    kept_motifs = np.array([p.kept_motifs for p in prepared])
+    if stats is not None:
+        stats.truncated_atoms += int((n_atoms > kept_atoms).sum())
+        stats.truncated_motifs += int((n_motifs > kept_motifs).sum())
+    return GraphBatch(
+        x=x,
+        edge_index=torch.from_numpy(np.ascontiguousarray(edges)),
+        node_graph=torch.from_numpy(node_graph),
+        node_level=torch.from_numpy(level.astype(np.int64)),
+        node_slot=torch.from_numpy(slot),
+        num_atoms=torch.from_numpy(n_atoms),
+        num_motifs=torch.from_numpy(n_motifs),
+        atom_width=max(1, int(kept_atoms.max())),
+        motif_width=max(1, int(kept_motifs.max())),
+    )

@@ -1,0 +1,367 @@
+"""ORMA's multitoken–motif level: token -> motif optimal transport, multi-token vectors, weighted pooling.
+
+Official code: ``modeling.py``, ``Orma.get_phrase_rep`` then ``get_mid_logits``.
+For one (text, molecule) pair with multi-token base states ``x`` [T, D]
+(``between: [text.multitoken-base, molecule.motif]``: the second-to-last
+text layer) and motif states ``y`` [M, D]:
+
+1. cost ``C = 1 - cos(x_t, y_m)``; entries involving a padded token or motif
+   get similarity ``epsilon`` (cost ``1 - epsilon``);
+2. a transport plan ``P`` [T, M] from IPOT (Xie et al. 2019: proximal point
+   with ``beta = 0.5``, 50 iterations, one inner Sinkhorn step, uniform
+   marginals over all ``T`` and ``M`` slots, padding included) or, as an
+   alternative, entropic Sinkhorn through POT's batched solver;
+3. a hard assignment of each token to one motif, ``argmin`` over the motifs
+   of ``P`` (the official code, as written) or ``argmax``;
+4. multi-token vector of motif ``k`` = mean of the (un-normalised) ``x`` of
+   the tokens assigned to ``k``, ``sum / (count + epsilon)``, masked like the motifs;
+5. the similarity-weighted pooling of :func:`repmix_orma.fine_grained.sparc_pool`
+   between multi-tokens and motifs, LayerNorm, and the inner product.
+
+Steps 2–3 run without gradient (the assignment is discrete); gradients reach
+``x`` through the means of step 4 and ``y`` through step 5. Every step is
+batched over all pairs: no Python loop over pairs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from torch import Tensor
+
+from repmix.core.components import Aligner, ComponentConfig, Runtime, ShapeReq
+from repmix.core.types import Alignment, Granularity
+from repmix_orma.fine_grained import (
+    DEFAULT_CHUNK_ELEMENTS,
+    DEFAULT_DETAIL_MAX_ELEMENTS,
+    ORMA_CITATION,
+    TrainScoring,
+    check_scoring_inputs,
+    empty_scores,
+    score_pairs,
+    sparc_pool,
+    use_paired,
+)
+
+IPOT_CITATION = (
+    "Xie, Wang, Wang & Zha (2019). A Fast Proximal Point Method for Computing Exact Wasserstein Distance. "
+    "UAI 2019 (IPOT)."
+)
+SINKHORN_CITATION = (
+    "Cuturi (2013). Sinkhorn Distances: Lightspeed Computation of Optimal Transport. NeurIPS 2013; "
+    "solved with POT (Flamary et al. 2021, JMLR 22(78)), ot.solve_batch."
+)
+
+Solver = Literal["ipot", "sinkhorn"]
+Marginals = Literal["all-slots", "real"]
+Assignment = Literal["argmin", "argmax"]
+
+_IPOT_KEYS = ("beta", "iterations", "inner_iterations")
+_SINKHORN_KEYS = ("reg", "max_iter", "tol", "log_domain")
+
+
+# --------------------------------------------------------------------------- solvers
+def ipot(
+    cost: Tensor,
+    row_weight: Tensor,
+    col_weight: Tensor,
+    *,
+    beta: float = 0.5,
+    iterations: int = 50,
+    inner_iterations: int = 1,
+    epsilon: float = 1e-8,
+) -> Tensor:
+    """IPOT transport plans for a batch of problems, exactly as ORMA's ``get_phrase_rep`` iterates.
+
+    Args:
+        cost: ``[P, n, m]`` cost matrices.
+        row_weight: ``[P, n]`` multiplicity of each row slot (1 = one slot, 0 = not
+            part of the problem, k = k identical merged slots).
+        col_weight: ``[P, m]`` likewise for the columns.
+        beta: proximal parameter (ORMA hard-codes 0.5).
+        iterations: outer proximal iterations (ORMA: 50; no stopping criterion).
+        inner_iterations: Sinkhorn steps per outer iteration (ORMA: 1).
+        epsilon: ORMA's stabilising constant in the scaling denominators.
+
+    With ``n = sum(row_weight)``, ``m = sum(col_weight)``, starting from
+    ``sigma = 1/m`` and ``T = 1``::
+
+        A = exp(-C / beta)
+        repeat: Q = A * T
+                delta = 1 / (n * Q (w_col * sigma) + epsilon)      (inner steps)
+                sigma = 1 / (m * Q^T (w_row * delta) + epsilon)
+                T = diag(delta) Q diag(sigma)
+
+    With unit weights this is line for line the official update (uniform
+    marginals 1/n and 1/m over all slots). Returns the per-slot plan ``[P, n, m]``.
+
+    Hand-written rather than POT's ``ot.batch.solve_batch(method="proximal")``
+    because ORMA's fixed iteration count, initialisation, ``epsilon`` placement and
+    multiplicative (not log-domain) updates are what is being reproduced.
+    """
+    n = row_weight.sum(dim=-1, keepdim=True)
+    m = col_weight.sum(dim=-1, keepdim=True)
+    kernel = torch.exp(-cost / beta)
+    sigma = torch.ones_like(col_weight) / m
+    delta = torch.ones_like(row_weight)
+    plan = torch.ones_like(cost)
+    for _ in range(iterations):
+        q = kernel * plan
+        for _ in range(inner_iterations):
+            delta = 1.0 / (n * torch.einsum("pnm,pm->pn", q, col_weight * sigma) + epsilon)
+            sigma = 1.0 / (m * torch.einsum("pnm,pn->pm", q, row_weight * delta) + epsilon)
+        plan = delta.unsqueeze(-1) * q * sigma.unsqueeze(-2)
+    return plan
+
+
+def sinkhorn(
+    cost: Tensor,
+    row_weight: Tensor,
+    col_weight: Tensor,
+    *,
+    reg: float = 0.1,
+    max_iter: int = 1000,
+    tol: float = 1e-6,
+    log_domain: bool = True,
+) -> Tensor:
+    """Entropic OT plans for a batch of problems with POT's batched solver (torch backend).
+
+    Marginals are ``a = row_weight / sum(row_weight)`` and
+    ``b = col_weight / sum(col_weight)`` (zero weight = zero mass). Calls
+    ``ot.solve_batch(cost, reg, a, b, method="log_sinkhorn" | "sinkhorn")``,
+    which iterates all problems together and stops when the largest row-marginal
+    error is below ``tol`` (checked every 10 iterations) or after ``max_iter``.
+    Returns the per-slot plan ``[P, n, m]`` (a merged row of weight k is divided by k).
+    """
+    import ot
+
+    a = row_weight / row_weight.sum(dim=-1, keepdim=True)
+    b = col_weight / col_weight.sum(dim=-1, keepdim=True)
+    method = "log_sinkhorn" if log_domain else "sinkhorn"
+    plan = ot.solve_batch(cost, reg, a, b, max_iter=max_iter, tol=tol, method=method, grad="detach").plan
+    rows = torch.where(row_weight > 0, row_weight, torch.ones_like(row_weight))
+    cols = torch.where(col_weight > 0, col_weight, torch.ones_like(col_weight))
+    return plan / rows.unsqueeze(-1) / cols.unsqueeze(-2)
+
+
+# --------------------------------------------------------------------------- steps
+def orma_cost(x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor, epsilon: float) -> Tensor:
+    """``1 - cos(x_t, y_m)`` with similarity ``epsilon`` wherever a token or motif is padded ``[..., T, M]``."""
+    xn = F.normalize(x, p=2, dim=-1, eps=1e-12)
+    yn = F.normalize(y, p=2, dim=-1, eps=1e-12)
+    sim = torch.einsum("...td,...md->...tm", xn, yn)
+    pair = x_mask.unsqueeze(-1) & y_mask.unsqueeze(-2)
+    return 1.0 - sim.masked_fill(~pair, epsilon)
+
+
+class OTMultiTokenAligner(Aligner):
+    """ORMA's multitoken–motif level: token -> motif OT, hard assignment, multi-token means, weighted pooling.
+
+    ``between: [text.multitoken-base, molecule.motif]``: ORMA's cost compares the
+    multi-token base states (second-to-last text layer) with the motifs and the
+    multi-token vectors average the same base states, so these two
+    granularities are all the level needs. In training with
+    ``train_scoring: paired`` (ORMA) the logits are
+    ``first_ii · second_jj`` (row ``i`` from the pair (text ``i``, molecule ``i``),
+    column ``j`` from (text ``j``, molecule ``j``)); in evaluation mode, and in
+    training with ``train_scoring: all-pairs``, every (text ``i``, molecule
+    ``j``) gets its own transport problem and pooling:
+    ``score = first_ij · second_ij``, in blocks, ``B_a·B_b`` problems.
+
+    ``Alignment.detail``: ``scoring``, and (within ``detail_max_elements``)
+    ``plan`` [.., T, M], ``assignment`` [.., T] (motif index, -1 for a token
+    counted in no multi-token vector), ``multitoken`` [.., M, D], ``first`` and
+    ``second`` [.., D]; leading dims ``[B]`` when paired, ``[B_a, B_b]`` otherwise.
+    """
+
+    accepts: ClassVar[tuple[ShapeReq, ShapeReq]] = ("sequence", "sequence")
+    citation: ClassVar[str] = ORMA_CITATION + " " + IPOT_CITATION + " " + SINKHORN_CITATION
+
+    class Config(ComponentConfig):
+        """Options of ``orma.ot-multitoken`` (defaults: the official code)."""
+
+        solver: Solver = Field("ipot", description="'ipot' (ORMA) or 'sinkhorn' (entropic, POT ot.solve_batch)")
+        beta: float = Field(0.5, gt=0, description="ipot: proximal parameter (ORMA: 0.5)")
+        iterations: int = Field(50, ge=1, description="ipot: outer iterations, no early stop (ORMA: 50)")
+        inner_iterations: int = Field(1, ge=1, description="ipot: Sinkhorn steps per outer iteration (ORMA: 1)")
+        reg: float = Field(0.1, gt=0, description="sinkhorn: entropic regularisation strength")
+        max_iter: int = Field(1000, ge=1, description="sinkhorn: most iterations")
+        tol: float = Field(1e-6, ge=0, description="sinkhorn: stop when the largest row-marginal error is below")
+        log_domain: bool = Field(True, description="sinkhorn: log-domain iterations (stable for small reg)")
+        marginals: Marginals = Field(
+            "all-slots",
+            description="'all-slots' (ORMA): uniform over every token and motif slot, padding only masked in "
+            "the cost; 'real': uniform over real tokens and motifs, zero mass on padding",
+        )
+        num_token_slots: int | None = Field(
+            None,
+            ge=1,
+            description="all-slots: count this many token slots (ORMA's max_text_length) whatever the batch's "
+            "padding; unset = the batch's padded length",
+        )
+        num_motif_slots: int | None = Field(
+            None,
+            ge=1,
+            description="all-slots: count this many motif slots (ORMA's num_motif); unset = the batch's padded length",
+        )
+        assignment: Assignment = Field(
+            "argmin",
+            description="token -> motif: 'argmin' of the plan row (the official code as written) or 'argmax'",
+        )
+        epsilon: float = Field(
+            1e-8,
+            gt=0,
+            description="ORMA's config.epsilon: similarity of padded cost entries, denominator stabiliser "
+            "(IPOT scalings, multi-token means, pooling)",
+        )
+        include_padding: bool = Field(
+            False,
+            description="official padding: padded tokens are assigned to motif 0 and averaged into it, and the "
+            "pooling runs over every slot (see orma.weighted-pooling)",
+        )
+        train_scoring: TrainScoring = Field(
+            "paired",
+            description="training logits: 'paired' (ORMA: one OT problem per pair (i, i), needs B_a == B_b) or "
+            "'all-pairs' (one per (i, j), as evaluation always does)",
+        )
+        chunk_elements: int = Field(
+            DEFAULT_CHUNK_ELEMENTS, ge=1, description="element budget of one block of pairs in all-pairs scoring"
+        )
+        detail_max_elements: int = Field(
+            DEFAULT_DETAIL_MAX_ELEMENTS,
+            ge=0,
+            description="keep plans, assignments, multi-tokens and pooled vectors in Alignment.detail while "
+            "their total size stays under this many elements",
+        )
+
+        @model_validator(mode="after")
+        def _check_solver_keys(self) -> OTMultiTokenAligner.Config:
+            other = _SINKHORN_KEYS if self.solver == "ipot" else _IPOT_KEYS
+            fields = type(self).model_fields
+            stray = sorted(k for k in other if getattr(self, k) != fields[k].default)
+            if stray:
+                raise ValueError(
+                    f"{', '.join(stray)} only apply to solver "
+                    f"{'sinkhorn' if self.solver == 'ipot' else 'ipot'}, but solver is {self.solver!r}"
+                )
+            fixed = [k for k in ("num_token_slots", "num_motif_slots") if getattr(self, k) is not None]
+            if fixed and self.marginals != "all-slots":
+                raise ValueError(f"{', '.join(fixed)} only apply to marginals 'all-slots'")
+            return self
+
+    config: Config
+
+    def __init__(self, config: Config, runtime: Runtime) -> None:
+        super().__init__(config, runtime)
+
+    # ------------------------------------------------------------------ steps
+    def _weights(
+        self, x_mask: Tensor, y_mask: Tensor, shape: torch.Size, dtype: torch.dtype
+    ) -> tuple[Tensor, Tensor, bool]:
+        """Slot multiplicities ``[..., T(+1)]`` and ``[..., M(+1)]``; True when a merged padding slot is appended."""
+        lead = shape[:-2]
+        rows = x_mask.expand(*lead, shape[-2]).to(dtype)
+        cols = y_mask.expand(*lead, shape[-1]).to(dtype)
+        cfg = self.config
+        if cfg.marginals == "real":
+            # A problem without real tokens or motifs has no mass to move: solve a dummy uniform one, report 0.
+            empty = (rows.sum(-1, keepdim=True) == 0) | (cols.sum(-1, keepdim=True) == 0)
+            return torch.where(empty, 1.0, rows), torch.where(empty, 1.0, cols), False
+        if cfg.num_token_slots is None and cfg.num_motif_slots is None:
+            return torch.ones_like(rows), torch.ones_like(cols), False
+        # Fixed slot counts: every padded slot of the problem is the same row (column) of cost 1 - epsilon,
+        # so they are merged into one appended slot of multiplicity (slots - real); batch padding weighs 0.
+        n_slots = cfg.num_token_slots if cfg.num_token_slots is not None else shape[-2]
+        m_slots = cfg.num_motif_slots if cfg.num_motif_slots is not None else shape[-1]
+        extra_rows = (n_slots - rows.sum(-1, keepdim=True)).clamp(min=0)
+        extra_cols = (m_slots - cols.sum(-1, keepdim=True)).clamp(min=0)
+        return torch.cat([rows, extra_rows], dim=-1), torch.cat([cols, extra_cols], dim=-1), True
+
+    def transport_plan(self, x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor) -> Tensor:
+        """Per-slot transport plans ``[..., T, M]`` (no gradient) for broadcastable pairs.
+
+        Entries of slots that take no part in the problem (padding under
+        ``marginals: real`` or fixed slot counts) are 0; under ``all-slots``
+        without fixed counts every batch slot is part of the problem.
+        """
+        cfg = self.config
+        with torch.no_grad():
+            work = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+            cost = orma_cost(x.detach().to(work), x_mask, y.detach().to(work), y_mask, cfg.epsilon)
+            t, m = cost.shape[-2:]
+            rows, cols, merged = self._weights(x_mask, y_mask, cost.shape, work)
+            if merged:
+                cost = F.pad(cost, (0, 1, 0, 1), value=1.0 - cfg.epsilon)
+            lead = cost.shape[:-2]
+            flat = cost.reshape(-1, *cost.shape[-2:])
+            r, c = rows.reshape(-1, rows.shape[-1]), cols.reshape(-1, cols.shape[-1])
+            if cfg.solver == "ipot":
+                plan = ipot(
+                    flat, r, c,
+                    beta=cfg.beta, iterations=cfg.iterations, inner_iterations=cfg.inner_iterations,
+                    epsilon=cfg.epsilon,
+                )
+            else:
+                plan = sinkhorn(flat, r, c, reg=cfg.reg, max_iter=cfg.max_iter, tol=cfg.tol, log_domain=cfg.log_domain)
+            plan = plan.reshape(*lead, *plan.shape[-2:])[..., :t, :m]
+            if cfg.marginals == "real" or merged:
+                pair = x_mask.unsqueeze(-1) & y_mask.unsqueeze(-2)
+                plan = plan * pair.to(plan.dtype)
+        return plan
+
+    def assign(self, plan: Tensor, x_mask: Tensor, y_mask: Tensor) -> Tensor:
+        """Motif index of each token ``[..., T]``: arg-min (official) or arg-max of its plan row over real motifs.
+
+        Entries involving padding are excluded (the official code fills them with
+        1.0 before ``min``, above any transport mass); a padded token, or a token of
+        a molecule without real motifs, gets motif 0, the first index of a constant row.
+        """
+        pair = x_mask.unsqueeze(-1) & y_mask.unsqueeze(-2)
+        if self.config.assignment == "argmin":
+            return plan.masked_fill(~pair, torch.inf).min(dim=-1).indices
+        return plan.masked_fill(~pair, -torch.inf).max(dim=-1).indices
+
+    def multitokens(self, x: Tensor, x_mask: Tensor, index: Tensor, num_motifs: int) -> tuple[Tensor, Tensor]:
+        """Multi-token vectors ``[..., M, D]`` (mean of the assigned tokens' ``x``) and the tokens counted ``[..., T]``.
+
+        ``sum / (count + epsilon)`` as the official code; a motif without tokens gets 0.
+        Padded tokens are counted only with ``include_padding`` (then they join motif 0).
+        """
+        counted = torch.ones_like(index, dtype=torch.bool) if self.config.include_padding else x_mask.expand_as(index)
+        one_hot = F.one_hot(index, num_motifs).to(x.dtype) * counted.unsqueeze(-1).to(x.dtype)
+        sums = torch.einsum("...tm,...td->...md", one_hot, x)
+        counts = one_hot.sum(dim=-2).unsqueeze(-1)
+        return sums / (counts + self.config.epsilon), counted
+
+    def _pair(self, x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """Pooled (multi-token, grouped-motif) vectors of broadcastable pairs, and their detail."""
+        plan = self.transport_plan(x, x_mask, y, y_mask)
+        index = self.assign(plan, x_mask, y_mask)
+        phrase, counted = self.multitokens(x, x_mask, index, y.shape[-2])
+        first, second = sparc_pool(
+            phrase, y_mask, y, y_mask, epsilon=self.config.epsilon, include_padding=self.config.include_padding
+        )
+        detail = {"plan": plan, "assignment": index.masked_fill(~counted, -1), "multitoken": phrase}
+        return first, second, detail
+
+    def forward(self, a: Granularity, b: Granularity) -> Alignment:
+        """Logits [B_a, B_b] between multi-token base sequences ``a`` and motif sequences ``b``."""
+        x, xm, y, ym = check_scoring_inputs(a, b)
+        paired = use_paired(self, self.config.train_scoring, x.shape[0], y.shape[0])
+        t, m, d = x.shape[1], y.shape[1], x.shape[-1]
+        if x.shape[0] == 0 or y.shape[0] == 0 or t == 0 or m == 0:
+            return Alignment(empty_scores(x, y), {"scoring": "paired" if paired else "all-pairs"})
+        return score_pairs(
+            self._pair, x, xm, y, ym,
+            paired=paired,
+            per_pair=8 * (t + 1) * (m + 1) + 4 * m * d + 3 * m * m,
+            chunk_elements=self.config.chunk_elements,
+            detail_max_elements=self.config.detail_max_elements,
+        )
+
+    def extra_repr(self) -> str:
+        cfg: Any = self.config
+        return f"solver={cfg.solver}, marginals={cfg.marginals}, assignment={cfg.assignment}"
