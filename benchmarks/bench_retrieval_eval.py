@@ -58,10 +58,14 @@ def _run_case(case: str, n: int, dim: int, repeats: int, queue: Any) -> None:
     """Child process: build inputs, measure one cold run's memory, then time ``repeats`` runs."""
     import torch
     import torch.nn.functional as F
-
     from repmix.core.model import AssembledModel
     from repmix_std.aligners import CosineAligner
-    from repmix_std.evaluators import aligned_retrieval_metrics, cosine_retrieval_metrics, rank_metrics, ranks_from_scores
+    from repmix_std.evaluators import (
+        aligned_retrieval_metrics,
+        cosine_retrieval_metrics,
+        rank_metrics,
+        ranks_from_scores,
+    )
 
     g = torch.Generator().manual_seed(0)
     a = torch.randn(n, dim, generator=g)
@@ -80,9 +84,15 @@ def _run_case(case: str, n: int, dim: int, repeats: int, queue: Any) -> None:
             return cosine_retrieval_metrics(a, b, names=("a", "b"))
     else:
         model = AssembledModel(
-            towers={}, tower_alias={}, aligners={"coarse": CosineAligner(CosineAligner.Config(), None)},  # type: ignore[arg-type]
+            towers={},
+            tower_alias={},
+            aligners={"coarse": CosineAligner(CosineAligner.Config(), None)},  # type: ignore[arg-type]
             alignment_between={"coarse": (("a", "sentence"), ("b", "sentence"))},
-            losses=[], loss_on=[], loss_weights=[], granularity_shapes={}, config={},
+            losses=[],
+            loss_on=[],
+            loss_weights=[],
+            granularity_shapes={},
+            config={},
         )
 
         def run() -> dict[str, float]:
@@ -98,8 +108,17 @@ def _run_case(case: str, n: int, dim: int, repeats: int, queue: Any) -> None:
         t0 = time.perf_counter()
         run()
         times.append(time.perf_counter() - t0)
-    queue.put({"case": case, "cold": cold, "median": statistics.median(times), "min": min(times),
-               "peak_mib": peak, "mrr": metrics["a->b/mrr"], "threads": torch.get_num_threads()})
+    queue.put(
+        {
+            "case": case,
+            "cold": cold,
+            "median": statistics.median(times),
+            "min": min(times),
+            "peak_mib": peak,
+            "mrr": metrics["a->b/mrr"],
+            "threads": torch.get_num_threads(),
+        }
+    )
 
 
 def measure(n: int, dim: int, repeats: int) -> list[dict[str, Any]]:
@@ -132,15 +151,19 @@ def table(results: list[dict[str, Any]], n: int, dim: int, repeats: int) -> str:
     import torch
 
     full = n * n * 4 / 2**20
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [
         "## Retrieval evaluation",
         "",
-        f"{n:,} × {n:,} random embeddings (D = {dim}), both directions (2 × {n:,} queries ranked against "
-        f"{n:,} candidates each), MRR, Hits@1/5/10, mean and median rank. Encoding excluded. "
-        f"Measured by `python benchmarks/bench_retrieval_eval.py` on {cpu_name()} "
-        f"({os.cpu_count()} logical CPUs, torch {torch.__version__}, {results[0]['threads']} torch threads), "
-        f"CPU only. Time: median and minimum of {repeats} runs after a cold run. Peak memory: growth of the "
-        f"process's peak RSS during the cold run (one full {n:,} × {n:,} float32 score matrix is {full:.1f} MiB).",
+        f"Command: `python benchmarks/bench_retrieval_eval.py --n {n} --dim {dim} --repeats {repeats}`; "
+        f"{cpu_name()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, torch {torch.__version__} "
+        f"({results[0]['threads']} threads), CPU only; load average when done: {load}.",
+        "",
+        f"{n:,} × {n:,} random embeddings (D = {dim}; side b = a + 6 × noise, so ranks are not trivial), "
+        f"both directions ({n:,} queries × {n:,} candidates each way), MRR, Hits@1/5/10, mean and median rank. "
+        "Encoding is excluded. Time: median and minimum of the timed runs after one cold run. Peak memory: "
+        f"growth of the process's peak RSS during the cold run (one {n:,} × {n:,} float32 score matrix "
+        f"is {full:.1f} MiB).",
         "",
         "| case | median (s) | min (s) | cold run (s) | peak memory growth (MiB) |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -150,8 +173,12 @@ def table(results: list[dict[str, Any]], n: int, dim: int, repeats: int) -> str:
             f"| {CASES[r['case']]} | {r['median']:.3f} | {r['min']:.3f} | {r['cold']:.3f} | {r['peak_mib']:.1f} |"
         )
     mrrs = {round(r["mrr"], 9) for r in results}
-    lines += ["", f"All cases agree on the metrics (a→b MRR {results[0]['mrr']:.4f})." if len(mrrs) == 1
-              else f"Cases disagree on a→b MRR: {sorted(mrrs)}."]
+    lines += [
+        "",
+        f"All cases agree on the metrics (a→b MRR {results[0]['mrr']:.4f})."
+        if len(mrrs) == 1
+        else f"Cases disagree on a→b MRR: {sorted(mrrs)}.",
+    ]
     return "\n".join(lines)
 
 

@@ -139,7 +139,9 @@ def plan_component(
             f"{entry.target} ({entry.plugin.distribution}) is registered as a {kind} "
             f"but does not subclass repmix.core.{base.__name__}"
         )
-    reserved_keys = {**COMMON_KEYS, **(reserved or {})}
+    # Datasets and evaluators hold no parameters: only ``type`` is common to them.
+    common = {"type": COMMON_KEYS["type"]} if kind in ("dataset", "evaluator") else COMMON_KEYS
+    reserved_keys = {**common, **(reserved or {})}
     params = {k: v for k, v in block.items() if k not in reserved_keys}
     config = validate_pydantic(
         cls.Config, params, cfg, path, extra_allowed=list(reserved_keys), what=f"{kind} {type_name!r}"

@@ -206,8 +206,8 @@ def write_pairs_tsv(path: Path, n: int, seed: int = 0) -> Path:
     letters = list("abcdefghijklmnopqrstuvwxyz")
     rows = ["query\tdocument"]
     for _ in range(n):
-        words = [" ".join("".join(rng.choice(letters, size=int(rng.integers(2, 6)))) for _ in range(int(rng.integers(1, 4))))]
-        q = words[0]
+        n_words = int(rng.integers(1, 4))
+        q = " ".join("".join(rng.choice(letters, size=int(rng.integers(2, 6)))) for _ in range(n_words))
         d = q + " " + "".join(rng.choice(letters, size=3))
         rows.append(f"{q}\t{d}")
     path.write_text("\n".join(rows) + "\n")

@@ -110,8 +110,8 @@ def test_schedules_match_transformers(schedule: str, name: str) -> None:
 
 def test_component_lr_and_freezing(tmp_path: Path) -> None:
     text = TWO_TOWERS.replace(
-        "      encoder: {type: embedding, dim: 16}\n      poolers:\n        sentence: {type: toy-mean, normalize: true}\n"
-        "    document:",
+        "      encoder: {type: embedding, dim: 16}\n      poolers:\n"
+        "        sentence: {type: toy-mean, normalize: true}\n    document:",
         "      encoder: {type: embedding, dim: 16, trainable: false}\n      poolers:\n"
         "        sentence: {type: toy-mean, normalize: true}\n    document:",
     ).replace(
@@ -271,7 +271,7 @@ def test_hooks_are_called_and_add_report_sections(tmp_path: Path) -> None:
     finally:
         pm.unregister(recorder)
     assert [s for s, _ in calls["step"]] == [1, 2, 3, 4, 5, 6]
-    assert [(s, l) for s, l in calls["step"]] == [(s, round(l, 6)) for s, l in losses_of(tmp_path / "run")]
+    assert calls["step"] == [(step, round(loss, 6)) for step, loss in losses_of(tmp_path / "run")]
     assert calls["epoch"] == [(1, ["acc", "cos", "loss"]), (2, ["loss"])]
     assert calls["eval"] == [["acc", "cos"], ["acc", "cos"]]
     assert "## From a plugin\n\nsaw 2 metrics" in (tmp_path / "run/report.md").read_text()
@@ -311,3 +311,29 @@ def test_failed_checkpoint_write_leaves_no_partial_checkpoint(tmp_path: Path, mo
         train_run(toy_config(tmp_path), run, progress=False)
     assert list((run / "checkpoints").iterdir()) == []
     assert not is_finished(run)
+
+
+def test_targets_reach_the_loss(tmp_path: Path) -> None:
+    text = TWO_TOWERS.replace("{type: diagonal, on: sim}", "{type: diagonal, on: sim, use_targets: true}")
+    with_targets = toy_config(tmp_path, ["data.targets=true"], text=text)
+    train_run(with_targets, tmp_path / "run", progress=False)
+    assert len(losses_of(tmp_path / "run")) == 3
+
+    from test_engine_toys import DiagonalLoss
+
+    from repmix.registry.registry import temporary_component
+
+    class NeedsTargets(DiagonalLoss):
+        needs_targets = True
+
+    with temporary_component("loss", "needs-targets", NeedsTargets):
+        cfg = toy_config(tmp_path, text=text.replace("type: diagonal", "type: needs-targets"))
+        with pytest.raises(ConfigError, match="needs per-example targets") as err:
+            train_run(cfg, tmp_path / "run2", progress=False)
+    assert err.value.path == "model.losses.0"
+
+
+def test_unwritable_run_directory_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "run").write_text("a file where the run directory should go")
+    with pytest.raises(ArtifactError, match="cannot write the run directory"):
+        train_run(toy_config(tmp_path), tmp_path / "run", progress=False)

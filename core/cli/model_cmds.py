@@ -16,9 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="validate a config and its pipeline without loading weights",
         description="Resolve every component, validate every block against its component's config, "
         "and check that the pipeline can work (granularities, per-layer states, dimensions). "
-        "Nothing is built or computed.",
+        "The train:, data: and evaluate: blocks are validated as repmix train would, without reading data. "
+        "An ablation grid file (base:, grid:, seeds:) is checked variant by variant, as "
+        "repmix ablate --dry-run does. Nothing is built or computed.",
     )
-    c.add_argument("config", help="YAML config file")
+    c.add_argument("config", help="YAML config file (or ablation grid file)")
     c.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.lr=1e-4")
     c.set_defaults(func=cmd_check)
 
@@ -56,8 +58,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     from repmix.core.assembly import plan_model
     from repmix.core.configio import load_config
 
+    if _is_grid_file(args.config):
+        return _check_grid(args.config, args.overrides)
     cfg = load_config(args.config, args.overrides)
     plan = plan_model(cfg)
+    # the blocks repmix train / evaluate read: validated (components resolved, keys checked), data not read
+    from repmix.core.engine.config import plan_evaluations, plan_training_data, train_config
+
+    if "train" in cfg.data:
+        train_config(cfg)
+    data = plan_training_data(cfg) if "data" in cfg.data else None
+    specs = plan_evaluations(cfg)
     print(f"{args.config}: OK")
     for name, tower in plan.towers.items():
         if tower.shared_with:
@@ -73,6 +84,38 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  alignment {name}: {a.component.entry.qualified_name} between {ta}.{ga} and {tb}.{gb}")
     for lp in plan.losses:
         print(f"  loss {lp.component.entry.qualified_name} on {', '.join(lp.on)} (weight {lp.weight:g})")
+    if data is not None:
+        print(f"  data {data.entry.qualified_name}")
+    for s in specs:
+        split = f", split {s.split}" if s.split else ""
+        print(f"  evaluate {s.name}: {s.evaluator.entry.qualified_name} on data {s.dataset.entry.qualified_name}{split}")
+    return 0
+
+
+def _is_grid_file(path: str) -> bool:
+    """True for an ablation grid file: a mapping with ``base:`` and no ``model:`` (unreadable: False)."""
+    from repmix.core.configio import parse_yaml
+    from repmix.core.errors import RepmixError
+
+    try:
+        data, _ = parse_yaml(Path(path).read_text(encoding="utf-8"), path)
+    except (OSError, UnicodeDecodeError, RepmixError):
+        return False  # load_config reports the problem
+    return isinstance(data, dict) and "base" in data and "model" not in data
+
+
+def _check_grid(path: str, overrides: list[str]) -> int:
+    """``repmix check GRID.yaml``: validate every variant, as ``repmix ablate --dry-run`` does."""
+    from repmix.core.engine import ablate as ab
+
+    ablation = ab.prepare(path, overrides)
+    seeds = len({v.seed for v in ablation.variants})
+    print(
+        f"{path}: OK (ablation grid on {ablation.spec.base}: {len(ablation.groups)} combination(s) x "
+        f"{seeds} seed(s) = {len(ablation.variants)} run(s), all valid)"
+    )
+    for v in ablation.variants:
+        print(f"  {v.name}")
     return 0
 
 

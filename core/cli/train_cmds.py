@@ -3,35 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
-from typing import Any
 
 from repmix.core.errors import InputError
-
-
-def _intermixed(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Let ``parser`` take KEY=VALUE positionals after options (``repmix train C -o DIR k=v``).
-
-    argparse assigns positionals in one go, so positionals after an option are
-    otherwise rejected; ``parse_known_intermixed_args`` collects them all.
-    """
-    base = type(parser)
-
-    class Intermixed(base):  # type: ignore[valid-type, misc]
-        _inside = False
-
-        def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
-            if self._inside:
-                return super().parse_known_args(args, namespace)
-            self._inside = True
-            try:
-                return self.parse_known_intermixed_args(args, namespace)
-            finally:
-                self._inside = False
-
-    parser.__class__ = Intermixed
-    return parser
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -68,7 +44,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--force", action="store_true", help="overwrite a run that already exists in the output directory")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.set_defaults(func=cmd_train)
-    _intermixed(t)
 
     e = sub.add_parser(
         "evaluate",
@@ -96,7 +71,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("-o", "--output", metavar="DIR", default=None, help="directory for metrics.json and evaluation.md")
     e.add_argument("--device", default="cpu", help="torch device to evaluate on (default cpu)")
     e.set_defaults(func=cmd_evaluate)
-    _intermixed(e)
 
 
 def _split_args(args: list[str]) -> tuple[str | None, list[str]]:
@@ -127,6 +101,7 @@ def default_run_dir(config: str) -> Path:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train (or resume) a run; print where it went and its final metrics."""
     from repmix.core.configio import load_config
+    from repmix.core.engine.distributed import torchrun_world_size
     from repmix.core.engine.runs import CONFIG_FILE, is_run
     from repmix.core.engine.training import train_run
 
@@ -135,6 +110,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
         if args.output and Path(args.output) != run_dir:
             raise InputError("--resume continues the run where it is; do not combine it with -o")
+        if args.force:
+            raise InputError("--force starts a run over; it cannot be combined with --resume")
         if config is None:
             if not is_run(run_dir):
                 from repmix.core.errors import ArtifactError
@@ -151,15 +128,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         if config is None:
             raise InputError("repmix train needs a CONFIG file (or --resume RUN_DIR)")
         cfg = load_config(config, overrides)
+        if not args.output and torchrun_world_size() > 1:
+            raise InputError(
+                "under torchrun, give the run directory with -o RUN_DIR",
+                hint="a default name holds a timestamp, on which separate processes need not agree",
+            )
         run_dir = Path(args.output) if args.output else default_run_dir(config)
         metrics = train_run(cfg, run_dir, resume=False, progress=not args.no_progress, force=args.force)
-    from repmix.core.engine.distributed import torchrun_world_size
-
-    if torchrun_world_size() > 1:
-        import os
-
-        if os.environ.get("RANK", "0") != "0":
-            return 0
+    if torchrun_world_size() > 1 and os.environ.get("RANK", "0") != "0":
+        return 0  # rank 0 reports
     print(f"run finished: {run_dir}")
     for name, value in metrics.items():
         print(f"  {name}: {value:.6g}")

@@ -18,6 +18,7 @@ from repmix.core.engine.config import EvaluationSpec, evaluate_blocks, plan_eval
 from repmix.core.engine.runs import (
     CONFIG_FILE,
     EVALUATION_REPORT,
+    EVALUATIONS_DIR,
     METRICS_FILE,
     MODEL_DIR,
     is_run,
@@ -103,7 +104,9 @@ def apply_data_args(cfg: LocatedConfig, data_args: list[str]) -> LocatedConfig:
     for arg in data_args:
         if "=" in arg and not Path(arg).exists():
             targets = [("data",)] if "data" in out.data else []
-            targets += [path + ("data",) for path, block in evaluate_blocks(out) if isinstance(block, dict) and "data" in block]
+            targets += [
+                path + ("data",) for path, block in evaluate_blocks(out) if isinstance(block, dict) and "data" in block
+            ]
             if not targets:
                 raise InputError("--data KEY=VALUE needs a data block to modify; the config has none")
             apply_overrides(out, [f"{dotted(t)}.{arg}" for t in targets])
@@ -122,22 +125,32 @@ def apply_data_args(cfg: LocatedConfig, data_args: list[str]) -> LocatedConfig:
             raise InputError(f"--data file {arg!r} must hold a dataset block with 'type:' (or a 'data:' block)")
         out.data["data"] = block
         out.lines.update({("data", *k): v for k, v in lines.items()})
-        for path, eblock in evaluate_blocks(out):
+        for _, eblock in evaluate_blocks(out):
             if isinstance(eblock, dict):
                 eblock.pop("data", None)
     return out
 
 
 def write_evaluation(
-    out_dir: Path, metrics: dict[str, float], *, source: str, cfg: LocatedConfig, specs: list[EvaluationSpec]
+    out_dir: Path,
+    metrics: dict[str, float],
+    *,
+    source: str,
+    cfg: LocatedConfig,
+    specs: list[EvaluationSpec],
+    changes: list[str] | None = None,
 ) -> None:
-    """Write ``metrics.json`` and ``evaluation.md`` into ``out_dir`` (atomically)."""
+    """Write ``metrics.json`` and ``evaluation.md`` into ``out_dir`` (atomically).
+
+    ``changes`` lists the command-line overrides and ``--data`` arguments, if any.
+    """
     from repmix.core.artifacts import atomic_write_text
 
+    changed = "".join(f"- changed: `{c}`\n" for c in changes or [])
     text = (
         "# Evaluation\n\n"
         f"- model: `{source}`\n"
-        f"- date: {time.strftime('%Y-%m-%d %H:%M:%S')}\n\n"
+        f"- date: {time.strftime('%Y-%m-%d %H:%M:%S')}\n" + changed + "\n"
         "## Data\n\n" + describe_specs(specs, cfg) + "\n"
         "## Metrics\n\n" + metrics_table(metrics)
     )
@@ -147,6 +160,18 @@ def write_evaluation(
         atomic_write_text(out_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     except OSError as exc:
         raise ArtifactError(f"cannot write evaluation results to {str(out_dir)!r}: {exc.strerror or exc}") from None
+
+
+def _evaluations_or_error(cfg: LocatedConfig, data_args: list[str]) -> list[Any]:
+    """Plan the evaluate blocks (after ``--data``) before any weights are loaded."""
+    specs = plan_evaluations(apply_data_args(cfg, data_args) if data_args else cfg)
+    if not specs:
+        raise ConfigError(
+            "nothing to evaluate: the config has no evaluate block",
+            path="evaluate",
+            hint="add one, e.g. as overrides: evaluate.type=sts evaluate.split=dev",
+        )
+    return specs
 
 
 def evaluate_source(
@@ -185,26 +210,29 @@ def evaluate_source(
                     f"override {text!r} changes the model, which is loaded from {str(model_dir)!r}",
                     hint="overrides of a saved model may change evaluate.* and data.* keys only",
                 )
+        specs = _evaluations_or_error(cfg, data_args)
         model = load_model(model_dir, device=device)
         if out_dir is None and is_run(src):
             out_dir = src
             if overrides or data_args:
-                out_dir = src / "evaluations" / time.strftime("%Y%m%d-%H%M%S")
+                stamp = src / EVALUATIONS_DIR / time.strftime("%Y%m%d-%H%M%S")
+                out_dir, k = stamp, 1
+                while out_dir.exists():
+                    k += 1
+                    out_dir = stamp.with_name(f"{stamp.name}-{k}")
     else:
         from repmix.core.assembly import build_model, plan_model
 
         cfg = load_config(source, overrides)
-        model = build_model(plan_model(cfg)).to(device)
+        plan = plan_model(cfg)
+        specs = _evaluations_or_error(cfg, data_args)
+        model = build_model(plan).to(device)
     if data_args:
         cfg = apply_data_args(cfg, data_args)
-    specs = plan_evaluations(cfg)
-    if not specs:
-        raise ConfigError(
-            "nothing to evaluate: the config has no evaluate block",
-            path="evaluate",
-            hint="add one, e.g. as overrides: evaluate.type=sts evaluate.split=dev",
-        )
     metrics = run_evaluations(model, cfg, specs, run_dir=out_dir)
     if out_dir is not None:
-        write_evaluation(out_dir, metrics, source=source, cfg=cfg, specs=specs)
+        write_evaluation(
+            out_dir, metrics, source=source, cfg=cfg, specs=specs,
+            changes=overrides + [f"--data {d}" for d in data_args],
+        )
     return metrics, out_dir

@@ -11,6 +11,8 @@ Layout of a run directory::
     plots/loss.png        the loss curve
     report.md             config summary, final metrics, sections from plugins
     metrics.json          final evaluation metrics ({} without an evaluate block), written last
+    evaluation.md         written by ``repmix evaluate RUN_DIR``
+    evaluations/<time>/   ``repmix evaluate`` results with other data or overrides
 
 A run is *finished* when both ``model/repmix.json`` and ``metrics.json``
 exist; every file is written atomically, so a run killed at any point never
@@ -20,7 +22,6 @@ looks finished.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ CHECKPOINTS_DIR = "checkpoints"
 PLOTS_DIR = "plots"
 LOSS_PLOT = "plots/loss.png"
 EVALUATION_REPORT = "evaluation.md"
+EVALUATIONS_DIR = "evaluations"
 RUN_FORMAT = 1
 
 #: Everything a run writes at its top level (what ``--force`` clears before starting over).
@@ -49,6 +51,7 @@ RUN_ENTRIES = (
     CHECKPOINTS_DIR,
     PLOTS_DIR,
     EVALUATION_REPORT,
+    EVALUATIONS_DIR,
 )
 
 
@@ -154,8 +157,6 @@ class MetricsLog:
         line = json.dumps(record, sort_keys=False, allow_nan=True) + "\n"
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
 
     def truncate_after(self, step: int) -> None:
         """Keep only records up to optimizer step ``step`` (atomically), e.g. before resuming from it.

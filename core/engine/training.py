@@ -235,8 +235,10 @@ class _Trainer:
         train: TrainConfig,
         use_cuda: bool,
         progress: bool,
+        plans: tuple[Any, Any, list[EvaluationSpec]],
     ) -> None:
         self.cfg = cfg
+        self.plan, self.data_plan, self.specs = plans
         self.run_dir = run_dir
         self.ctx = ctx
         self.train = train
@@ -254,8 +256,7 @@ class _Trainer:
     # ------------------------------------------------------------------ setup
     def load_training_data(self, model: Any) -> tuple[Examples, list[str]]:
         """The training split and the towers its columns feed."""
-        planned = plan_training_data(self.cfg)
-        dataset = instantiate_component(self.cfg, planned)
+        dataset = instantiate_component(self.cfg, self.data_plan)
         examples = dataset.load(self.train.split)
         if len(examples) == 0:
             which = repr(self.train.split) if self.train.split else "configured"
@@ -270,6 +271,15 @@ class _Trainer:
             )
         if examples.targets is not None and len(examples.targets) != len(examples):
             raise InputError(f"the data has {len(examples)} examples but {len(examples.targets)} targets")
+        if examples.targets is None:
+            for i, loss in enumerate(model.losses):
+                if getattr(loss, "needs_targets", False):
+                    raise ConfigError(
+                        f"loss {type(loss).__name__} needs per-example targets (such as gold scores), "
+                        "but the training data has none",
+                        path=f"model.losses.{i}",
+                        hint="use a dataset that provides targets (e.g. one with a target column)",
+                    )
         return examples, towers
 
     def epoch_batches(self, n: int, epoch: int) -> list[torch.Tensor]:
@@ -353,14 +363,15 @@ class _Trainer:
             with _writing("metrics", self.log.path):
                 self.log.write(record)
 
-    def _mean_logs(self, logs: dict[str, float]) -> dict[str, float]:
-        """Average float logs over processes (keys are the same on every process)."""
-        if not self.ctx.enabled:
-            return logs
-        keys = sorted(logs)
-        t = torch.tensor([logs[k] for k in keys], dtype=torch.float64, device=self.device)
-        torch.distributed.all_reduce(t)
-        return {k: float(v) / self.ctx.world_size for k, v in zip(keys, t.tolist())}
+    def _mean_loss(self, logs: dict[str, float]) -> dict[str, float]:
+        """``logs`` with the loss averaged over processes (identical already when embeddings are gathered).
+
+        Other logged values stay this process's own: losses may log different
+        keys on different processes, and a collective over them could hang.
+        """
+        if self.ctx.enabled:
+            logs = {**logs, "loss": self.ctx.mean(logs["loss"], self.device)}
+        return logs
 
     def _interrupted(self, where: str, checkpoint: Path) -> TrainingInterrupted:
         return TrainingInterrupted(
@@ -416,7 +427,7 @@ class _Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return self._mean_logs(sums), lr, items
+        return self._mean_loss(sums), lr, items
 
     def _log_step(self, logs: dict[str, float], lr: float, epoch_progress: float, window: dict[str, float]) -> None:
         """Accumulate the step into the logging window; write a record every ``log_every`` steps."""
@@ -481,8 +492,8 @@ class _Trainer:
         train = self.train
         self.hooks = get_hooks()
         seed_everything(train.seed)
-        specs = plan_evaluations(self.cfg)
-        self.model = model = build_model(plan_model(self.cfg), seed=train.seed).to(self.device)
+        specs = self.specs
+        self.model = model = build_model(self.plan, seed=train.seed).to(self.device)
         model.train()
         examples, towers = self.load_training_data(model)
         n = len(examples)
@@ -641,9 +652,7 @@ def train_run(
     """
     run_dir = Path(run_dir)
     train = train_config(cfg)
-    plan_model(cfg)
-    plan_training_data(cfg)
-    plan_evaluations(cfg)
+    plans = (plan_model(cfg), plan_training_data(cfg), plan_evaluations(cfg))
     use_cuda = resolve_device(train)
     mode = check_run_dir(cfg, run_dir, resume=resume, force=force)
     if mode == "finished":
@@ -656,6 +665,6 @@ def train_run(
                 _clear_run(run_dir)
         ctx.barrier()
         with _deterministic(train.deterministic, use_cuda):
-            return _Trainer(cfg, run_dir, ctx, train, use_cuda, progress).run(mode)
+            return _Trainer(cfg, run_dir, ctx, train, use_cuda, progress, plans).run(mode)
     finally:
         ctx.close()

@@ -132,6 +132,16 @@ def test_collation_equals_per_molecule_graphs(cache_dir: str) -> None:
     assert int(atoms.sum()) == sum(batch.num_atoms.tolist())
     assert int((atoms & (batch.node_slot < 0)).sum()) == (13 - 12) + (13 - 12) + (15 - 12)
     assert tok.stats.truncated_atoms >= 3 and tok.stats.truncated_motifs >= 3
+    # the padded-position maps point at the right nodes, and padding at row N
+    total = batch.x.shape[0]
+    for code, index in ((0, batch.atom_index), (1, batch.motif_index)):
+        b, position = torch.nonzero(index < total, as_tuple=True)
+        rows = index[b, position]
+        assert torch.equal(batch.node_graph[rows], b) and torch.equal(batch.node_slot[rows], position)
+        assert bool((batch.node_level[rows] == code).all())
+        real = (batch.node_level == code) & (batch.node_slot >= 0)
+        assert len(rows) == int(real.sum())
+    assert batch.node_level[batch.molecule_index].tolist() == [2] * len(SMILES)
 
 
 def test_batch_moves_between_devices(cache_dir: str) -> None:

@@ -71,7 +71,8 @@ def test_maxsim_gradients_flow_and_skip_padding() -> None:
     d = torch.randn(2, 5, 4, requires_grad=True)
     q_mask = torch.tensor([[True, True, False], [True, False, False]])
     d_mask = torch.tensor([[True, True, True, False, False], [True, True, True, True, True]])
-    MaxSimAligner(MaxSimAligner.Config(), Runtime())(Granularity(q, q_mask), Granularity(d, d_mask)).scores.sum().backward()
+    aligner = MaxSimAligner(MaxSimAligner.Config(), Runtime())
+    aligner(Granularity(q, q_mask), Granularity(d, d_mask)).scores.sum().backward()
     assert q.grad is not None and d.grad is not None
     assert torch.all(q.grad[~q_mask] == 0)
     assert torch.all(d.grad[~d_mask] == 0)

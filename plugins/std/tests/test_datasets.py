@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from repmix.core.components import Runtime
 from repmix.core.errors import InputError
 from repmix_std.datasets import (
@@ -28,7 +27,9 @@ REPO = Path(__file__).resolve().parents[3]
 SHARED = Path(os.environ.get("REPMIX_SHARED_DATA", REPO.parent / "shared" / "data"))
 STSB = SHARED / "stsb"
 SCIFACT = SHARED / "scifact"
-needs_stsb = pytest.mark.skipif(not (STSB / "train.tsv").is_file(), reason=f"STS-B not found under {STSB} (set REPMIX_SHARED_DATA)")
+needs_stsb = pytest.mark.skipif(
+    not (STSB / "train.tsv").is_file(), reason=f"STS-B not found under {STSB} (set REPMIX_SHARED_DATA)"
+)
 needs_scifact = pytest.mark.skipif(
     not (SCIFACT / "corpus.jsonl").is_file(), reason=f"SciFact not found under {SCIFACT} (set REPMIX_SHARED_DATA)"
 )
@@ -77,7 +78,9 @@ def test_stsb_every_row_loads(split: str, rows: int, mean: float) -> None:
 @pytest.mark.parametrize(("split", "quoted"), [("train", 124), ("dev", 42)])
 def test_stsb_rows_starting_with_a_quote_load_verbatim(split: str, quoted: int) -> None:
     ex = sts(path=str(STSB)).load(split)
-    starts = [i for i in range(len(ex)) if ex.columns["query"][i].startswith('"') or ex.columns["document"][i].startswith('"')]
+    starts = [
+        i for i in range(len(ex)) if ex.columns["query"][i].startswith('"') or ex.columns["document"][i].startswith('"')
+    ]
     assert len(starts) == quoted  # the counts SOURCE.md gives
     raw = raw_tsv(STSB / f"{split}.tsv")
     for i in starts:
@@ -190,7 +193,7 @@ def test_wrong_header_lists_found_expected_and_suggests(tmp_path: Path) -> None:
 
 def test_directory_of_splits_and_files_mapping(tmp_path: Path) -> None:
     write(tmp_path / "d" / "train.tsv", HEADER + "1\ta\tb\n")
-    write(tmp_path / "d" / "dev.csv", "score,sentence1,sentence2\n2,\"c, with comma\",\"d\nsecond line\"\n3,e,f\n")
+    write(tmp_path / "d" / "dev.csv", 'score,sentence1,sentence2\n2,"c, with comma","d\nsecond line"\n3,e,f\n')
     ds = sts(path=str(tmp_path / "d"))
     assert ds.load().columns["query"] == ["a"]
     dev = ds.load("dev")  # another split than the config's
@@ -213,10 +216,23 @@ def test_csv_error_on_row_with_a_bad_line_number(tmp_path: Path) -> None:
         sts(path=str(f)).load()
 
 
+def test_long_fields(tmp_path: Path) -> None:
+    import csv
+
+    long = "x " * 200_000
+    f = write(tmp_path / "long.tsv", f"a\tb\n{long}\tshort\n")
+    limit = csv.field_size_limit()
+    assert pairs(path=str(f), fields={"text": "a", "molecule": "b"}).load().columns["text"] == [long]
+    assert csv.field_size_limit() == limit  # the csv module's global limit is restored
+
+
 def test_relative_paths_are_relative_to_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(tmp_path / "data" / "p.tsv", "a\tb\nx\ty\n")
     monkeypatch.chdir(tmp_path)
-    assert pairs(path="data/p.tsv", fields={"text": "a", "molecule": "b"}).load().columns == {"text": ["x"], "molecule": ["y"]}
+    assert pairs(path="data/p.tsv", fields={"text": "a", "molecule": "b"}).load().columns == {
+        "text": ["x"],
+        "molecule": ["y"],
+    }
     monkeypatch.chdir(tmp_path / "data")
     with pytest.raises(InputError, match=r"data/p\.tsv \(= .*data/data/p\.tsv\) does not exist"):
         pairs(path="data/p.tsv", fields={"text": "a"}).load()
@@ -251,7 +267,9 @@ def test_pairs_jsonl(tmp_path: Path) -> None:
     joined = "\n".join(ex.notes)
     assert f"{f}:3: missing field 'd'" in joined and f"{f}:4: field 'd' is null" in joined
     assert f"{f}:6: invalid JSON" in joined
-    with pytest.raises(InputError, match="missing field 'smile' \\(did you mean 'smiles'\\?\\); fields found: cid, smiles"):
+    with pytest.raises(
+        InputError, match="missing field 'smile' \\(did you mean 'smiles'\\?\\); fields found: cid, smiles"
+    ):
         pairs(path=str(write(tmp_path / "k.jsonl", '{"cid": 1, "smiles": "C"}\n')), fields={"molecule": "smile"}).load()
 
 
@@ -346,7 +364,9 @@ def test_scifact_loads() -> None:
 
 @needs_scifact
 def test_scifact_query_subset_and_no_title() -> None:
-    ex = beir(path=str(SCIFACT), limit=100, include_title=False, fields={"query": "claim", "document": "abstract"}).load()
+    ex = beir(
+        path=str(SCIFACT), limit=100, include_title=False, fields={"query": "claim", "document": "abstract"}
+    ).load()
     e = ex.extras
     assert len(e["query_ids"]) == 100 and set(e["qrels"]) == set(e["query_ids"])
     assert len(e["corpus_ids"]) == 5183  # the corpus stays whole
@@ -356,7 +376,9 @@ def test_scifact_query_subset_and_no_title() -> None:
         assert e["corpus_texts"][0] == json.loads(fh.readline())["text"].strip()
 
 
-def make_beir(root: Path, qrels: str = "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\t2\nq2\td3\t1\nq3\td1\t0\n") -> Path:
+def make_beir(
+    root: Path, qrels: str = "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\t2\nq2\td3\t1\nq3\td1\t0\n"
+) -> Path:
     docs = [
         {"_id": "d1", "title": "Alpha", "text": "first doc"},
         {"_id": "d2", "title": "", "text": "second doc"},

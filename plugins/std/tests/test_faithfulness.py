@@ -158,7 +158,7 @@ def test_mnrl_matches_sentence_transformers_reference(symmetric: bool, hard_nega
     out.value.backward()
 
     torch.testing.assert_close(out.value, reference, rtol=0, atol=1e-6)
-    for ours_in, ref_in in zip(our_inputs, ref_inputs):
+    for ours_in, ref_in in zip(our_inputs, ref_inputs, strict=True):
         torch.testing.assert_close(ours_in.grad, ref_in.grad, rtol=1e-5, atol=1e-7)
     assert 0.0 <= out.logs["accuracy"] <= 1.0
 

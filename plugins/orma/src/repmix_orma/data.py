@@ -142,7 +142,8 @@ def read_tsv(path: Path, columns: list[str], problems: Problems) -> tuple[list[T
     if missing:
         hints = []
         for c in missing:
-            guess = did_you_mean(c, header)
+            same = [h for h in header if h.lower() == c.lower()]
+            guess = same[0] if same else did_you_mean(c, header)
             hints.append(f"{c!r}" + (f" (did you mean {guess!r}?)" if guess else ""))
         raise InputError(
             f"{path}:1: the header lacks column(s) {', '.join(hints)}",
@@ -318,6 +319,8 @@ class ChEBI20Dataset(Dataset):
                 f"orma.chebi20 has no split {split!r}; splits: {', '.join(allowed)}"
                 + (f" (did you mean {guess!r}?)" if guess else "")
             )
+        if split == "test" and c.holdout == 0:
+            raise InputError("split 'test' is empty with holdout: 0", hint="set holdout, e.g. 0.2")
         folder = self._folder()
         problems = Problems(c.on_error)
         notes: list[str] = []
@@ -334,8 +337,6 @@ class ChEBI20Dataset(Dataset):
             towers = dict(c.fields)
             rows, _ = read_tsv(path, list(dict.fromkeys([*towers.values(), c.id_column])), problems)
             if split in ("train", "test"):
-                if split == "test" and c.holdout == 0:
-                    raise InputError("split 'test' is empty with holdout: 0", hint="set holdout, e.g. 0.2")
                 ids = [r.values[c.id_column] for r in rows]
                 dupes = len(ids) - len(set(ids))
                 if dupes:
@@ -346,24 +347,38 @@ class ChEBI20Dataset(Dataset):
                     f"holdout {c.holdout} (holdout_seed {c.holdout_seed}, by CID hash): {len(held)} of {len(ids)} "
                     f"pairs held out as 'test', {len(ids) - len(held)} in 'train'; this is {split!r}"
                 )
-        summary = smiles_summary([r.values[c.smiles_column] for r in rows], self._cache())
-        kept: list[TsvRow] = []
+        # Rows are checked with RDKit in a seeded order; with 'limit' only until enough usable rows are found.
+        order = (
+            [int(i) for i in np.random.default_rng(c.subset_seed).permutation(len(rows))]
+            if c.limit is not None and c.limit < len(rows)
+            else list(range(len(rows)))
+        )
+        wanted = len(rows) if c.limit is None else c.limit
+        kept_index: list[int] = []
         bondless: list[str] = []
-        for i, row in enumerate(rows):
-            if summary.reasons[i]:
-                problems.report(path, row.line, summary.reasons[i])
-            elif c.drop_bondless and summary.bonds[i] == 0:
-                bondless.append(f"{path.name}:{row.line} ({row.values[c.smiles_column]})")
-            else:
-                kept.append(row)
+        examined = 0
+        while len(kept_index) < wanted and examined < len(order):
+            block = order[examined : examined + max(64, 2 * (wanted - len(kept_index)))]
+            examined += len(block)
+            summary = smiles_summary([rows[i].values[c.smiles_column] for i in block], self._cache())
+            for j, i in enumerate(block):
+                row = rows[i]
+                if summary.reasons[j]:
+                    problems.report(path, row.line, summary.reasons[j])
+                elif c.drop_bondless and summary.bonds[j] == 0:
+                    bondless.append(f"{path.name}:{row.line} ({row.values[c.smiles_column]})")
+                elif len(kept_index) < wanted:
+                    kept_index.append(i)
+        kept = [rows[i] for i in sorted(kept_index)]
         notes = problems.notes() + notes
         if bondless:
             shown = ", ".join(bondless[:MAX_NOTED]) + (", ..." if len(bondless) > MAX_NOTED else "")
             notes.append(f"dropped {len(bondless)} molecule(s) without bonds, as ORMA does (drop_bondless): {shown}")
-        if c.limit is not None and c.limit < len(kept):
-            order = np.random.default_rng(c.subset_seed).permutation(len(kept))[: c.limit]
-            notes.append(f"limit {c.limit} (subset_seed {c.subset_seed}): kept {c.limit} of {len(kept)} rows")
-            kept = [kept[i] for i in sorted(int(i) for i in order)]
+        if examined < len(rows) or (c.limit is not None and c.limit < len(rows)):
+            notes.append(
+                f"limit {c.limit} (subset_seed {c.subset_seed}): kept {len(kept)} rows of {len(rows)}, "
+                f"checking {examined} of them in a seeded order"
+            )
         if not kept:
             raise InputError(f"{path}: split {split!r} has no usable rows", hint="; ".join(notes) or None)
         columns = {t: [r.values[col] for r in kept] for t, col in towers.items()}

@@ -16,8 +16,8 @@ ORMA then multiplies every level by ``exp(temp)``, a learnable temperature
 shared with the text side; that scalar lives with the losses and aligners
 (``repmix_orma.losses`` / ``repmix_orma.fine_grained``), not here.
 
-**GCN implementation.** ``backend: native`` (the default) is a scatter-based
-GCN written with ``torch.index_add_``: PyG's ``GCNConv`` with its defaults
+**GCN implementation.** ``backend: native`` (the default) is a small GCN
+written with a sparse normalised adjacency (``torch.sparse.mm``): PyG's ``GCNConv`` with its defaults
 (self-loops added, symmetric normalisation ``D^-1/2 (A + I) D^-1/2`` with the
 in-degree ``D`` of the directed graph, a bias-free linear map before
 propagation, a bias after). ``backend: pyg`` uses ``torch_geometric.nn.GCNConv``
@@ -43,7 +43,7 @@ from repmix.core.types import Encoded, EncoderSignature, Granularity, Granularit
 
 from repmix_orma.graph import GraphBatch
 
-__all__ = ["GCNLayer", "HierarchicalGNN", "HierarchicalGNNConfig", "gcn_norm"]
+__all__ = ["GCNLayer", "HierarchicalGNN", "HierarchicalGNNConfig", "gcn_norm", "normalized_adjacency"]
 
 #: The granularities this encoder provides.
 LEVELS: tuple[str, ...] = ("atom", "motif", "molecule")
@@ -59,11 +59,21 @@ def gcn_norm(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor, Tensor
     loops = torch.arange(num_nodes, device=edge_index.device)
     src = torch.cat([edge_index[0], loops])
     dst = torch.cat([edge_index[1], loops])
-    deg = torch.zeros(num_nodes, device=edge_index.device).index_add_(
-        0, dst, torch.ones(dst.shape[0], device=edge_index.device)
-    )
-    inv_sqrt = deg.pow(-0.5)
+    inv_sqrt = torch.bincount(dst, minlength=num_nodes).to(torch.float32).pow(-0.5)
     return src, dst, inv_sqrt[src] * inv_sqrt[dst]
+
+
+def normalized_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """The GCN propagation matrix ``D^-1/2 (A + I) D^-1/2`` as a sparse COO tensor [target, source].
+
+    A sparse matrix product propagates messages several times faster on CPU than
+    ``index_add_``/``index_select``, forward and backward, and sums each row in a fixed order.
+    """
+    src, dst, weight = gcn_norm(edge_index, num_nodes)
+    adjacency = torch.sparse_coo_tensor(
+        torch.stack([dst, src]), weight, (num_nodes, num_nodes), check_invariants=False
+    )
+    return adjacency.coalesce()
 
 
 class GCNLayer(nn.Module):
@@ -77,12 +87,10 @@ class GCNLayer(nn.Module):
         self.lin = nn.Linear(in_dim, out_dim, bias=False)
         self.bias = nn.Parameter(torch.zeros(out_dim))
 
-    def forward(self, x: Tensor, norm: tuple[Tensor, Tensor, Tensor]) -> Tensor:
-        """Propagate with precomputed normalised edges (see :func:`gcn_norm`)."""
-        src, dst, weight = norm
+    def forward(self, x: Tensor, adjacency: Tensor) -> Tensor:
+        """Propagate with the normalised adjacency of :func:`normalized_adjacency`."""
         h = self.lin(x)
-        out = torch.zeros_like(h).index_add_(0, dst, h.index_select(0, src) * weight.unsqueeze(-1).to(h.dtype))
-        return out + self.bias
+        return torch.sparse.mm(adjacency.to(h.dtype), h) + self.bias
 
 
 class HierarchicalGNNConfig(ComponentConfig):
@@ -181,9 +189,9 @@ class HierarchicalGNN(Encoder):
                 x = conv(x, batch.edge_index)
                 x = self.dropout(torch.relu(x) if i < last else x)
         else:
-            norm = gcn_norm(batch.edge_index, x.shape[0])
+            adjacency = normalized_adjacency(batch.edge_index, x.shape[0])
             for i, conv in enumerate(self.convs):
-                x = conv(x, norm)
+                x = conv(x, adjacency)
                 x = self.dropout(torch.relu(x) if i < last else x)
         for i, layer in enumerate(self.mlp):
             x = layer(x)
@@ -199,19 +207,13 @@ class HierarchicalGNN(Encoder):
         if not isinstance(batch, GraphBatch):
             raise TypeError(f"hierarchical-gnn reads a GraphBatch from orma.molecule-graph, got {type(batch).__name__}")
         h = self.node_states(batch)
-        bsz, dim = batch.num_graphs, h.shape[-1]
+        # Gather node rows into the padded levels; index N (one past the last node) is padding.
+        padded = torch.cat([h, h.new_zeros(1, h.shape[-1])])
         out: dict[str, Granularity] = {}
-        for code, level, width in ((0, "atom", batch.atom_width), (1, "motif", batch.motif_width)):
-            rows = torch.nonzero((batch.node_level == code) & (batch.node_slot >= 0)).squeeze(-1)
-            flat = batch.node_graph.index_select(0, rows) * width + batch.node_slot.index_select(0, rows)
-            values = self._project(level, h.index_select(0, rows))
-            hidden = torch.zeros(bsz * width, dim, dtype=h.dtype, device=h.device).index_copy(0, flat, values)
-            mask = torch.zeros(bsz * width, dtype=torch.bool, device=h.device).index_fill_(0, flat, True)
-            out[level] = Granularity(hidden.view(bsz, width, dim), mask.view(bsz, width))
-        mol_rows = torch.nonzero(batch.node_level == 2).squeeze(-1)
-        molecule = torch.zeros(bsz, dim, dtype=h.dtype, device=h.device).index_copy(
-            0, batch.node_graph.index_select(0, mol_rows), self._project("molecule", h.index_select(0, mol_rows))
-        )
-        out["molecule"] = Granularity(molecule)
+        for level, index in (("atom", batch.atom_index), ("motif", batch.motif_index)):
+            mask = index < h.shape[0]
+            values = self._project(level, padded[index])
+            out[level] = Granularity(values.masked_fill(~mask.unsqueeze(-1), 0.0), mask)
+        out["molecule"] = Granularity(self._project("molecule", h[batch.molecule_index]))
         extras = {"num_atoms": batch.num_atoms, "num_motifs": batch.num_motifs}
         return Encoded(out, layers=None, layers_of="atom", extras=extras)

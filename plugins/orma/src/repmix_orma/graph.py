@@ -165,32 +165,35 @@ class MolGraph:
         return out
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {
-            "atom_x": self.atom_x,
-            "bonds": self.bonds,
-            "motif_atom": self.motif_atom,
-            "motif_id": self.motif_id,
-            "n_motifs": np.asarray(self.n_motifs, dtype=np.int64),
-        }
+        """Two arrays for the ``.npz``: ``atom_x`` and ``topology`` (int32: motif count, bond count,
+        membership count, then the bonds, ``motif_atom`` and ``motif_id``), so a load reads two members."""
+        head = np.array([self.n_motifs, len(self.bonds), len(self.motif_atom)], dtype=np.int32)
+        topology = np.concatenate([head, self.bonds.reshape(-1), self.motif_atom, self.motif_id]).astype(np.int32)
+        return {"atom_x": self.atom_x, "topology": topology}
 
     @classmethod
     def from_arrays(cls, arrays: Any, feature_dim: int) -> MolGraph:
         """Rebuild from stored arrays, checking shapes (a damaged file raises ``ValueError``)."""
         atom_x = np.asarray(arrays["atom_x"], dtype=np.uint8)
-        bonds = np.asarray(arrays["bonds"], dtype=np.int32).reshape(-1, 2)
-        motif_atom = np.asarray(arrays["motif_atom"], dtype=np.int32).reshape(-1)
-        motif_id = np.asarray(arrays["motif_id"], dtype=np.int32).reshape(-1)
-        n_motifs = int(arrays["n_motifs"])
+        topology = np.asarray(arrays["topology"], dtype=np.int32).reshape(-1)
+        if topology.shape[0] < 3:
+            raise ValueError("truncated topology in a cached molecule graph")
+        n_motifs, n_bonds, n_members = (int(v) for v in topology[:3])
+        if min(n_motifs, n_bonds, n_members) < 0 or topology.shape[0] != 3 + 2 * n_bonds + 2 * n_members:
+            raise ValueError("inconsistent topology in a cached molecule graph")
+        bonds = topology[3 : 3 + 2 * n_bonds].reshape(-1, 2)
+        motif_atom = topology[3 + 2 * n_bonds : 3 + 2 * n_bonds + n_members]
+        motif_id = topology[3 + 2 * n_bonds + n_members :]
         n = atom_x.shape[0] if atom_x.ndim == 2 else -1
         ok = (
             atom_x.ndim == 2
             and atom_x.shape[1] == feature_dim
             and n >= 1
             and (bonds.size == 0 or (bonds.min() >= 0 and bonds.max() < n))
-            and motif_atom.shape == motif_id.shape
             and (motif_atom.size == 0 or (motif_atom.min() >= 0 and motif_atom.max() < n))
             and (motif_id.size == 0 or (motif_id.min() >= 0 and motif_id.max() < n_motifs))
-            and n_motifs >= 0
+            and bool(np.all(np.diff(motif_id) >= 0))
+            and (n_motifs == 0 or np.bincount(motif_id, minlength=n_motifs).min() >= 1)
         )
         if not ok:
             raise ValueError("inconsistent arrays in a cached molecule graph")
@@ -209,6 +212,7 @@ class _Prepared:
     n_nodes: int
     kept_atoms: int
     kept_motifs: int
+    motif_sizes: np.ndarray  # [m] int64: atoms per motif
 
 
 @dataclass
@@ -222,7 +226,9 @@ class GraphBatch:
     in the padded ``[B, A]`` / ``[B, M]`` outputs (-1: truncated away by
     ``max_atoms`` / ``max_motifs``). ``num_atoms`` / ``num_motifs`` [B] count
     each molecule's atoms and motifs before truncation; ``atom_width`` /
-    ``motif_width`` are the padded widths (at least 1).
+    ``motif_width`` are the padded widths (at least 1). ``atom_index`` [B, A]
+    and ``motif_index`` [B, M] give the node row at each padded position (N,
+    one past the last node, at padding), ``molecule_index`` [B] each molecule node.
     """
 
     x: Tensor
@@ -234,6 +240,9 @@ class GraphBatch:
     num_motifs: Tensor
     atom_width: int
     motif_width: int
+    atom_index: Tensor
+    motif_index: Tensor
+    molecule_index: Tensor
 
     @property
     def num_graphs(self) -> int:
@@ -303,6 +312,7 @@ class MoleculeGraphTokenizer(Tokenizer):
         self.stats = CacheStats()
         self._memory: OrderedDict[str, _Prepared] = OrderedDict()
         self._morgan: Any = None
+        self._made_dirs: set[Path] = set()
         if c.disk_cache:
             try:
                 self.cache_root.mkdir(parents=True, exist_ok=True)
@@ -402,8 +412,6 @@ class MoleculeGraphTokenizer(Tokenizer):
         path = self.cache_path(smiles)
         try:
             with np.load(path, allow_pickle=False) as stored:
-                if str(stored["smiles"]) != smiles:
-                    return None
                 return MolGraph.from_arrays(stored, self.feature_dim)
         except FileNotFoundError:
             return None
@@ -416,11 +424,13 @@ class MoleculeGraphTokenizer(Tokenizer):
     def _store_disk(self, smiles: str, graph: MolGraph) -> None:
         path = self.cache_path(smiles)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.parent not in self._made_dirs:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._made_dirs.add(path.parent)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
             try:
                 with os.fdopen(fd, "wb") as handle:
-                    np.savez(handle, smiles=np.asarray(smiles), **graph.arrays())
+                    np.savez(handle, **graph.arrays())
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
@@ -459,6 +469,7 @@ class MoleculeGraphTokenizer(Tokenizer):
             n + m + 1,
             min(n, c.max_atoms),
             min(m, c.max_motifs),
+            np.bincount(graph.motif_id, minlength=m).astype(np.int64),
         )
 
     def _remember(self, smiles: str, prepared: _Prepared) -> None:
@@ -530,14 +541,15 @@ def collate(prepared: Sequence[_Prepared], feature_dim: int, stats: CacheStats |
     """Concatenate prepared molecules into one :class:`GraphBatch` (no Python loop over atoms).
 
     Motif nodes get the mean of their atoms' features and the molecule node
-    the mean of its motifs' (of its atoms' when it has none), computed for the
-    whole batch at once with ``index_add_``.
+    the mean of its motifs' (of its atoms' when it has none). Both are segment
+    means over contiguous, sorted rows (``numpy.add.reduceat``); the whole
+    collation is numpy, so it does not compete for torch's intra-op threads.
     """
     bsz = len(prepared)
     n_nodes = np.array([p.n_nodes for p in prepared], dtype=np.int64)
     n_atoms = np.array([p.graph.n_atoms for p in prepared], dtype=np.int64)
     n_motifs = np.array([p.graph.n_motifs for p in prepared], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(n_nodes)[:-1]])
+    offsets = np.concatenate([[0], np.cumsum(n_nodes)[:-1]]).astype(np.int64)
     total = int(n_nodes.sum())
     edge_counts = np.array([p.edges.shape[1] for p in prepared], dtype=np.int64)
     edges = np.concatenate([p.edges for p in prepared], axis=1) + np.repeat(offsets, edge_counts)[None, :]
@@ -545,43 +557,47 @@ def collate(prepared: Sequence[_Prepared], feature_dim: int, stats: CacheStats |
     slot = np.concatenate([p.slot for p in prepared])
     node_graph = np.repeat(np.arange(bsz, dtype=np.int64), n_nodes)
 
-    x = torch.zeros(total, feature_dim)
-    atom_rows = torch.from_numpy(np.flatnonzero(level == 0))
-    x[atom_rows] = torch.from_numpy(np.concatenate([p.x_atoms for p in prepared]))
-    # Motif features: mean of member atoms (membership edges are the atom -> motif edges).
+    x = np.zeros((total, feature_dim), dtype=np.float32)
+    x[level == 0] = np.concatenate([p.x_atoms for p in prepared])
+    # Motif features: mean of member atoms. Members are stored motif by motif, molecules in order,
+    # so the rows of one motif are contiguous: a segment sum with reduceat.
     member_counts = np.array([p.graph.motif_atom.shape[0] for p in prepared], dtype=np.int64)
     if member_counts.sum():
         src = np.concatenate([p.graph.motif_atom for p in prepared]).astype(np.int64)
-        dst = np.concatenate([p.graph.n_atoms + p.graph.motif_id.astype(np.int64) for p in prepared])
-        shift = np.repeat(offsets, member_counts)
-        src_t, dst_t = torch.from_numpy(src + shift), torch.from_numpy(dst + shift)
-        sums = torch.zeros(total, feature_dim).index_add_(0, dst_t, x[src_t])
-        counts = torch.zeros(total).index_add_(0, dst_t, torch.ones(len(dst_t)))
-        motif_rows = torch.from_numpy(np.flatnonzero(level == 1))
-        x[motif_rows] = sums[motif_rows] / counts[motif_rows].unsqueeze(-1)
-    # Molecule node: mean of its motif nodes, or of its atoms when it has no motif.
-    has_motifs = n_motifs > 0
-    pooled_level = np.where(has_motifs, 1, 0)[node_graph]
-    pool_rows = np.flatnonzero(level == pooled_level.astype(np.int8))
-    mol_rows = torch.from_numpy(offsets + n_nodes - 1)
-    graph_of = torch.from_numpy(node_graph[pool_rows])
-    sums = torch.zeros(bsz, feature_dim).index_add_(0, graph_of, x[torch.from_numpy(pool_rows)])
-    counts = torch.bincount(graph_of, minlength=bsz).clamp(min=1).to(x.dtype)
-    x[mol_rows] = sums / counts.unsqueeze(-1)
+        src += np.repeat(offsets, member_counts)
+        sizes = np.concatenate([p.motif_sizes for p in prepared])
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        x[level == 1] = np.add.reduceat(x[src], starts, axis=0) / sizes[:, None]
+    # Molecule node: mean of its motif nodes, or of its atoms when it has none (contiguous rows per graph).
+    pool_level = np.where(n_motifs > 0, 1, 0)
+    pool_rows = np.flatnonzero(level == pool_level[node_graph])
+    pool_counts = np.where(n_motifs > 0, n_motifs, n_atoms)
+    starts = np.concatenate([[0], np.cumsum(pool_counts)[:-1]])
+    x[offsets + n_nodes - 1] = np.add.reduceat(x[pool_rows], starts, axis=0) / pool_counts[:, None]
 
     kept_atoms = np.array([p.kept_atoms for p in prepared])
     kept_motifs = np.array([p.kept_motifs for p in prepared])
+    atom_width, motif_width = max(1, int(kept_atoms.max())), max(1, int(kept_motifs.max()))
+    padded_index = {}
+    for code, width in ((0, atom_width), (1, motif_width)):
+        rows = np.flatnonzero((level == code) & (slot >= 0))
+        index = np.full(bsz * width, total, dtype=np.int64)
+        index[node_graph[rows] * width + slot[rows]] = rows
+        padded_index[code] = torch.from_numpy(index.reshape(bsz, width))
     if stats is not None:
         stats.truncated_atoms += int((n_atoms > kept_atoms).sum())
         stats.truncated_motifs += int((n_motifs > kept_motifs).sum())
     return GraphBatch(
-        x=x,
+        x=torch.from_numpy(x),
         edge_index=torch.from_numpy(np.ascontiguousarray(edges)),
         node_graph=torch.from_numpy(node_graph),
         node_level=torch.from_numpy(level.astype(np.int64)),
         node_slot=torch.from_numpy(slot),
         num_atoms=torch.from_numpy(n_atoms),
         num_motifs=torch.from_numpy(n_motifs),
-        atom_width=max(1, int(kept_atoms.max())),
-        motif_width=max(1, int(kept_motifs.max())),
+        atom_width=atom_width,
+        motif_width=motif_width,
+        atom_index=padded_index[0],
+        motif_index=padded_index[1],
+        molecule_index=torch.from_numpy(offsets + n_nodes - 1),
     )

@@ -25,6 +25,8 @@ batched over all pairs: no Python loop over pairs.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -125,7 +127,7 @@ def sinkhorn(
     reg: float = 0.1,
     max_iter: int = 1000,
     tol: float = 1e-6,
-    log_domain: bool = True,
+    log_domain: bool | Literal["auto"] = "auto",
 ) -> Tensor:
     """Entropic OT plans for a batch of problems with POT's batched solver (torch backend).
 
@@ -134,17 +136,69 @@ def sinkhorn(
     ``ot.solve_batch(cost, reg, a, b, method="log_sinkhorn" | "sinkhorn")``,
     which iterates all problems together and stops when the largest row-marginal
     error is below ``tol`` (checked every 10 iterations) or after ``max_iter``.
+    ``log_domain="auto"`` uses the plain (faster) iterations when
+    :func:`plain_sinkhorn_is_safe`, else the log domain.
     Returns the per-slot plan ``[P, n, m]`` (a merged row of weight k is divided by k).
     """
     import ot
 
     a = row_weight / row_weight.sum(dim=-1, keepdim=True)
     b = col_weight / col_weight.sum(dim=-1, keepdim=True)
+    if log_domain == "auto":
+        max_cost = float(cost.max()) if cost.numel() else 0.0
+        log_domain = not plain_sinkhorn_is_safe(max_cost, reg, cost.dtype)
     method = "log_sinkhorn" if log_domain else "sinkhorn"
     plan = ot.solve_batch(cost, reg, a, b, max_iter=max_iter, tol=tol, method=method, grad="detach").plan
     rows = torch.where(row_weight > 0, row_weight, torch.ones_like(row_weight))
     cols = torch.where(col_weight > 0, col_weight, torch.ones_like(col_weight))
     return plan / rows.unsqueeze(-1) / cols.unsqueeze(-2)
+
+
+def plain_sinkhorn_is_safe(max_cost: float, reg: float, dtype: torch.dtype) -> bool:
+    """Whether ``exp(-cost / reg)`` and the scalings it implies stay well inside ``dtype``'s range.
+
+    Plain Sinkhorn multiplies by the kernel ``K = exp(-C / reg)`` and divides by
+    ``K`` products; it is used while ``max_cost / reg`` is at most 40 % of
+    ``-log(smallest normal)`` (float32: ``reg >= 0.057`` for ORMA's costs in
+    [0, 2]; float64: ``reg >= 0.0071``), else the log domain.
+    """
+    return max_cost / reg <= 0.4 * -math.log(torch.finfo(dtype).tiny)
+
+
+def solve_grouped(
+    solve: Callable[[Tensor, Tensor, Tensor], Tensor],
+    cost: Tensor,
+    row_weight: Tensor,
+    col_weight: Tensor,
+    group: int,
+) -> Tensor:
+    """Run ``solve(cost, rows, cols)`` on problems grouped by size, each trimmed to its group's real slots.
+
+    Slots of weight 0 carry no mass and influence no other slot (for both solvers),
+    so each problem's weighted slots are moved to the front, problems are sorted by
+    their number of weighted cells and solved ``group`` at a time on tensors cut to
+    the group's largest problem. Padding then costs no work. Returns the plans
+    ``[P, n, m]`` in the original slot order, 0 on zero-weight slots.
+    """
+    p, n, m = cost.shape
+    live_r, live_c = row_weight > 0, col_weight > 0
+    if bool(live_r.all()) and bool(live_c.all()) and p <= group:
+        return solve(cost, row_weight, col_weight)
+    r_order = torch.argsort((~live_r).to(torch.int8), dim=-1, stable=True)
+    c_order = torch.argsort((~live_c).to(torch.int8), dim=-1, stable=True)
+    n_live, m_live = live_r.sum(-1), live_c.sum(-1)
+    out = torch.zeros_like(cost)
+    for idx in torch.argsort(n_live * m_live).split(group):
+        nr, nc = int(n_live[idx].max()), int(m_live[idx].max())
+        ro, co = r_order[idx, :nr], c_order[idx, :nc]
+        sub = cost[idx].gather(1, ro.unsqueeze(-1).expand(-1, -1, m)).gather(2, co.unsqueeze(1).expand(-1, nr, -1))
+        plan = solve(sub, row_weight[idx].gather(1, ro), col_weight[idx].gather(1, co))
+        full = torch.zeros(len(idx), nr, m, dtype=plan.dtype, device=plan.device)
+        full.scatter_(2, co.unsqueeze(1).expand(-1, nr, -1), plan)
+        rows = torch.zeros(len(idx), n, m, dtype=plan.dtype, device=plan.device)
+        rows.scatter_(1, ro.unsqueeze(-1).expand(-1, -1, m), full)
+        out[idx] = rows
+    return out
 
 
 # --------------------------------------------------------------------------- steps
@@ -190,7 +244,11 @@ class OTMultiTokenAligner(Aligner):
         reg: float = Field(0.1, gt=0, description="sinkhorn: entropic regularisation strength")
         max_iter: int = Field(1000, ge=1, description="sinkhorn: most iterations")
         tol: float = Field(1e-6, ge=0, description="sinkhorn: stop when the largest row-marginal error is below")
-        log_domain: bool = Field(True, description="sinkhorn: log-domain iterations (stable for small reg)")
+        log_domain: bool | Literal["auto"] = Field(
+            "auto",
+            description="sinkhorn: log-domain iterations (stable for any reg); 'auto' uses the faster plain "
+            "iterations while exp(-cost / reg) stays well inside the float range",
+        )
         marginals: Marginals = Field(
             "all-slots",
             description="'all-slots' (ORMA): uniform over every token and motif slot, padding only masked in "
@@ -229,6 +287,12 @@ class OTMultiTokenAligner(Aligner):
         )
         chunk_elements: int = Field(
             DEFAULT_CHUNK_ELEMENTS, ge=1, description="element budget of one block of pairs in all-pairs scoring"
+        )
+        solver_group: int = Field(
+            256,
+            ge=1,
+            description="problems solved together when padding carries no mass (marginals 'real' or fixed slot "
+            "counts): sorted by size and trimmed to each group's largest; raise it on a GPU",
         )
         detail_max_elements: int = Field(
             DEFAULT_DETAIL_MAX_ELEMENTS,
@@ -280,6 +344,16 @@ class OTMultiTokenAligner(Aligner):
         extra_cols = (m_slots - cols.sum(-1, keepdim=True)).clamp(min=0)
         return torch.cat([rows, extra_rows], dim=-1), torch.cat([cols, extra_cols], dim=-1), True
 
+    def _solve(self, cost: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+        """The configured solver on ``[P, n, m]`` problems with slot weights."""
+        cfg = self.config
+        if cfg.solver == "ipot":
+            return ipot(
+                cost, rows, cols,
+                beta=cfg.beta, iterations=cfg.iterations, inner_iterations=cfg.inner_iterations, epsilon=cfg.epsilon,
+            )
+        return sinkhorn(cost, rows, cols, reg=cfg.reg, max_iter=cfg.max_iter, tol=cfg.tol, log_domain=cfg.log_domain)
+
     def transport_plan(self, x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor) -> Tensor:
         """Per-slot transport plans ``[..., T, M]`` (no gradient) for broadcastable pairs.
 
@@ -298,14 +372,7 @@ class OTMultiTokenAligner(Aligner):
             lead = cost.shape[:-2]
             flat = cost.reshape(-1, *cost.shape[-2:])
             r, c = rows.reshape(-1, rows.shape[-1]), cols.reshape(-1, cols.shape[-1])
-            if cfg.solver == "ipot":
-                plan = ipot(
-                    flat, r, c,
-                    beta=cfg.beta, iterations=cfg.iterations, inner_iterations=cfg.inner_iterations,
-                    epsilon=cfg.epsilon,
-                )
-            else:
-                plan = sinkhorn(flat, r, c, reg=cfg.reg, max_iter=cfg.max_iter, tol=cfg.tol, log_domain=cfg.log_domain)
+            plan = solve_grouped(self._solve, flat, r, c, cfg.solver_group)
             plan = plan.reshape(*lead, *plan.shape[-2:])[..., :t, :m]
             if cfg.marginals == "real" or merged:
                 pair = x_mask.unsqueeze(-1) & y_mask.unsqueeze(-2)

@@ -31,7 +31,6 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
-
 from repmix.core.components import ComponentConfig, Runtime
 from repmix.core.data import Dataset, Examples
 from repmix.core.errors import InputError, did_you_mean
@@ -53,6 +52,8 @@ MAX_NOTED = 10
 SUFFIX_FORMATS: dict[str, str] = {".tsv": "tsv", ".tab": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 #: Suffixes tried, in this order, for ``<directory>/<split><suffix>``.
 SPLIT_SUFFIXES: tuple[str, ...] = (".tsv", ".csv", ".jsonl")
+#: Largest TSV/CSV field accepted (characters); the csv module's default is 131,072.
+FIELD_SIZE_LIMIT = 2**31 - 1
 SKIP_HINT = "fix the row, or set on_error: skip to skip malformed rows (they are counted and reported)"
 
 Format = Literal["auto", "tsv", "csv", "jsonl"]
@@ -110,7 +111,8 @@ def _file_format(path: Path, fmt: str) -> str:
     if found is None:
         raise InputError(
             f"cannot tell the format of {shown_path(path)} from its suffix {path.suffix!r}",
-            hint=f"name it *.tsv, *.csv or *.jsonl, or set format: tsv|csv|jsonl (suffixes known: {', '.join(SUFFIX_FORMATS)})",
+            hint="name it *.tsv, *.csv or *.jsonl, or set format: tsv|csv|jsonl "
+            f"(suffixes known: {', '.join(SUFFIX_FORMATS)})",
         )
     return found
 
@@ -216,68 +218,74 @@ def read_table(
             )
         return rows
 
-    delimiter = "\t" if kind == "tsv" else ","
-    if quoting == "auto":
-        quoting = "none" if kind == "tsv" else "standard"
-    mode = csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL
-    reader = csv.reader(iter(lines), delimiter=delimiter, quoting=mode, strict=True)
-    sep_name = "tab" if delimiter == "\t" else "comma"
-    last_end = 0
+    # the csv module caps fields at 128 KiB by default; documents can be longer
+    previous_limit = csv.field_size_limit(FIELD_SIZE_LIMIT)
+    try:
+        delimiter = "\t" if kind == "tsv" else ","
+        if quoting == "auto":
+            quoting = "none" if kind == "tsv" else "standard"
+        mode = csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL
+        reader = csv.reader(iter(lines), delimiter=delimiter, quoting=mode, strict=True)
+        sep_name = "tab" if delimiter == "\t" else "comma"
+        last_end = 0
 
-    def records() -> Iterator[tuple[int, list[str]]]:
-        nonlocal last_end
-        while True:
-            try:
-                record = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                raise InputError(f"{path}:{lines.line}: cannot parse the {kind.upper()} file: {exc}") from None
-            start = last_end + 1
-            last_end = lines.line
-            yield start, record
+        def records() -> Iterator[tuple[int, list[str]]]:
+            nonlocal last_end
+            while True:
+                try:
+                    record = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    raise InputError(f"{path}:{lines.line}: cannot parse the {kind.upper()} file: {exc}") from None
+                start = last_end + 1
+                last_end = lines.line
+                yield start, record
 
-    it = records()
-    header_line, header = next(it, (0, []))
-    while header == [] and header_line:
+        it = records()
         header_line, header = next(it, (0, []))
-    header = [h.strip() for h in header]
-    if not header:
-        raise InputError(f"data file {shown_path(path)} has no header line")
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if dupes:
-        raise InputError(f"{path}:{header_line}: the header names column(s) {', '.join(map(repr, dupes))} twice")
-    missing = [c for c in columns if c not in header]
-    if missing:
-        hints = "; ".join(f"{c!r}{_suggest(c, header)}" for c in missing)
-        raise InputError(
-            f"{path}:{header_line}: the header lacks column(s) {hints}",
-            hint=f"columns found: {', '.join(header)}\ncolumns expected: {', '.join(columns)}"
-            + ("\n(TSV files need tab-separated headers)" if kind == "tsv" and len(header) == 1 else ""),
-        )
-    index = {c: header.index(c) for c in columns}
-    n = len(header)
-    for line, record in it:
-        if not record:
-            continue  # blank line
-        if len(record) != n:
-            problems.report(
-                path, line, f"expected {n} {sep_name}-separated fields ({', '.join(header)}), found {len(record)}"
-            )
-            continue
-        values = {c: record[i] for c, i in index.items()}
-        empty = [c for c, v in values.items() if v == ""]
-        if empty and not allow_empty:
-            problems.report(path, line, f"field {empty[0]!r} is empty")
-            continue
-        rows.append(_Row(line, values))
-    if not rows:
-        if problems.count:
+        while header == [] and header_line:
+            header_line, header = next(it, (0, []))
+        header = [h.strip() for h in header]
+        if not header:
+            raise InputError(f"data file {shown_path(path)} has no header line")
+        dupes = sorted({h for h in header if header.count(h) > 1})
+        if dupes:
+            raise InputError(f"{path}:{header_line}: the header names column(s) {', '.join(map(repr, dupes))} twice")
+        missing = [c for c in columns if c not in header]
+        if missing:
+            hints = "; ".join(f"{c!r}{_suggest(c, header)}" for c in missing)
             raise InputError(
-                f"{path}: no usable rows: all {problems.count} row(s) are malformed; first: {problems.messages[0]}"
+                f"{path}:{header_line}: the header lacks column(s) {hints}",
+                hint=f"columns found: {', '.join(header)}\ncolumns expected: {', '.join(columns)}"
+                + ("\n(TSV files need tab-separated headers)" if kind == "tsv" and len(header) == 1 else ""),
             )
-        raise InputError(f"data file {shown_path(path)} has a header but no rows")
-    return rows
+        index = {c: header.index(c) for c in columns}
+        n = len(header)
+        for line, record in it:
+            if not record:
+                continue  # blank line
+            if len(record) != n:
+                problems.report(
+                    path, line, f"expected {n} {sep_name}-separated fields ({', '.join(header)}), found {len(record)}"
+                )
+                continue
+            values = {c: record[i] for c, i in index.items()}
+            empty = [c for c, v in values.items() if v == ""]
+            if empty and not allow_empty:
+                problems.report(path, line, f"field {empty[0]!r} is empty")
+                continue
+            rows.append(_Row(line, values))
+        if not rows:
+            if problems.count:
+                raise InputError(
+                    f"{path}: no usable rows: all {problems.count} row(s) are malformed; first: {problems.messages[0]}"
+                )
+            raise InputError(f"data file {shown_path(path)} has a header but no rows")
+        return rows
+
+    finally:
+        csv.field_size_limit(previous_limit)
 
 
 def _number(value: Any) -> float | None:
@@ -324,14 +332,22 @@ def holdout_indices(n: int, holdout: int | float, seed: int) -> tuple[list[int],
 class FileDatasetConfig(ComponentConfig):
     """Keys shared by ``pairs``, ``sts`` and ``beir``."""
 
-    split: str = "train"
-    limit: int | None = Field(default=None, ge=1)
-    fraction: float | None = Field(default=None, gt=0.0, le=1.0)
-    subset_seed: int = 0
-    holdout: int | float | None = None
-    holdout_split: str = "test"
-    holdout_seed: int = 0
-    on_error: Literal["raise", "skip"] = "raise"
+    split: str = Field("train", description="the split load() reads when no other is asked for")
+    limit: int | None = Field(
+        None, ge=1, description="keep at most N rows: the first N of a permutation seeded with subset_seed"
+    )
+    fraction: float | None = Field(
+        None, gt=0.0, le=1.0, description="keep ceil(fraction × rows) rows, chosen like limit (both: the smaller)"
+    )
+    subset_seed: int = Field(0, description="seed of the limit/fraction permutation")
+    holdout: int | float | None = Field(
+        None, description="hold out part of the split's file as holdout_split: a fraction in (0, 1) or a row count"
+    )
+    holdout_split: str = Field("test", description="name of the held-out split")
+    holdout_seed: int = Field(0, description="seed of the holdout permutation")
+    on_error: Literal["raise", "skip"] = Field(
+        "raise", description="malformed row: raise naming file and line, or skip it (counted in Examples.skipped)"
+    )
 
     @field_validator("holdout")
     @classmethod
@@ -350,35 +366,50 @@ class FileDatasetConfig(ComponentConfig):
 
 
 class _PathConfig(FileDatasetConfig):
-    path: str | None = None
-    files: dict[str, str] | None = None
-    format: Format = "auto"
-    quoting: Literal["auto", "none", "standard"] = "auto"
-    allow_empty: bool = False
+    path: str | None = Field(
+        None, description="a file, or a directory of <split>.tsv|.csv|.jsonl (relative to the working directory)"
+    )
+    files: dict[str, str] | None = Field(None, description="split name -> file (instead of path)")
+    format: Format = Field("auto", description="tsv, csv or jsonl; auto: from the file suffix")
+    quoting: Literal["auto", "none", "standard"] = Field(
+        "auto", description="none: quotes are data (csv.QUOTE_NONE); standard: CSV quoting; auto: none for TSV"
+    )
+    allow_empty: bool = Field(False, description="accept empty fields (by default an empty field is malformed)")
 
     @model_validator(mode="after")
     def _one_source(self) -> _PathConfig:
         if (self.path is None) == (self.files is None):
-            raise ValueError("give exactly one of 'path' (a file or a directory of <split>.tsv|.csv|.jsonl) or 'files' ({split: path})")
+            raise ValueError(
+                "give exactly one of 'path' (a file or a directory of <split>.tsv|.csv|.jsonl) "
+                "or 'files' ({split: path})"
+            )
         return self
 
 
 class PairsConfig(_PathConfig):
     """``pairs``: aligned columns of a TSV/CSV/JSONL file, mapped onto towers."""
 
-    fields: dict[str, str] = Field(min_length=1)
-    target: str | None = None
-    id: str | None = None
+    fields: dict[str, str] = Field(min_length=1, description="tower name -> column holding its items")
+    target: str | None = Field(None, description="column of a numeric target (Examples.targets)")
+    id: str | None = Field(None, description="column of example ids (Examples.ids)")
 
 
 class StsConfig(_PathConfig):
     """``sts``: ``score  sentence1  sentence2`` files (STS-B) with gold similarity scores."""
 
-    fields: dict[str, str] = Field(default_factory=lambda: {"query": "sentence1", "document": "sentence2"}, min_length=1)
-    target: str = "score"
-    id: str | None = None
-    score_range: tuple[float, float] | None = (0.0, 5.0)
-    min_score: float | None = None
+    fields: dict[str, str] = Field(
+        default_factory=lambda: {"query": "sentence1", "document": "sentence2"},
+        min_length=1,
+        description="tower name -> sentence column",
+    )
+    target: str = Field("score", description="column of the gold score (Examples.targets)")
+    id: str | None = Field(None, description="column of example ids (Examples.ids)")
+    score_range: tuple[float, float] | None = Field(
+        (0.0, 5.0), description="[low, high]: a score outside is a malformed row; null: no check"
+    )
+    min_score: float | None = Field(
+        None, description="keep only pairs scoring at least this (e.g. 4: positives); the rest are counted"
+    )
 
     @field_validator("score_range")
     @classmethod
@@ -391,13 +422,16 @@ class StsConfig(_PathConfig):
 class BeirConfig(FileDatasetConfig):
     """``beir``: a BEIR directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."""
 
-    path: str
-    fields: dict[str, str] = Field(default_factory=lambda: {"query": "query", "document": "document"})
-    corpus_file: str = "corpus.jsonl"
-    queries_file: str = "queries.jsonl"
-    qrels_dir: str = "qrels"
-    include_title: bool = True
-    title_separator: str = " "
+    path: str = Field(description="the BEIR directory (relative to the working directory)")
+    fields: dict[str, str] = Field(
+        default_factory=lambda: {"query": "query", "document": "document"},
+        description="{query: <tower>, document: <tower>}: the towers reading queries and documents",
+    )
+    corpus_file: str = Field("corpus.jsonl", description="corpus file inside path (_id, title, text)")
+    queries_file: str = Field("queries.jsonl", description="queries file inside path (_id, text)")
+    qrels_dir: str = Field("qrels", description="folder of <split>.tsv judgments (query-id, corpus-id, score)")
+    include_title: bool = Field(True, description="document text = title + title_separator + text, as BEIR")
+    title_separator: str = Field(" ", description="what joins title and text")
 
     @field_validator("fields")
     @classmethod
@@ -407,7 +441,9 @@ class BeirConfig(FileDatasetConfig):
                 "fields must map exactly 'query' and 'document' to tower names, e.g. {query: query, document: document}"
             )
         if v["query"] == v["document"]:
-            raise ValueError("the query and document towers must have different names (use shared_with to share weights)")
+            raise ValueError(
+                "the query and document towers must have different names (use shared_with to share weights)"
+            )
         return v
 
 
@@ -416,9 +452,6 @@ class _FileDataset(Dataset):
     """Split resolution, holdout and subsetting shared by the file datasets."""
 
     config: FileDatasetConfig
-
-    def __init__(self, config: ComponentConfig, runtime: Runtime) -> None:
-        super().__init__(config, runtime)
 
     def _serve(self, split: str) -> tuple[str, str | None]:
         """(split whose source is read, holdout part or None) for a requested split."""
@@ -470,7 +503,6 @@ class PairsDataset(_FileDataset):
     """
 
     Config: ClassVar[type[ComponentConfig]] = PairsConfig
-    citation: ClassVar[str] = ""
     config: PairsConfig
 
     def file_for(self, split: str) -> Path:
@@ -479,7 +511,8 @@ class PairsDataset(_FileDataset):
         if c.files is not None:
             if split not in c.files:
                 raise InputError(
-                    f"no file for split {split!r}; files: names {', '.join(map(repr, c.files))}{_suggest(split, list(c.files))}"
+                    f"no file for split {split!r}; 'files' names "
+                    f"{', '.join(map(repr, c.files))}{_suggest(split, list(c.files))}"
                 )
             return Path(c.files[split])
         assert c.path is not None
@@ -525,14 +558,20 @@ class PairsDataset(_FileDataset):
         good = []
         for row in rows:
             x = _number(row.values[c.target])
-            bad = f"target {c.target!r} is not a finite number: {row.values[c.target]!r}" if x is None else self._check_target(x)
+            bad = (
+                f"target {c.target!r} is not a finite number: {row.values[c.target]!r}"
+                if x is None
+                else self._check_target(x)
+            )
             if bad:
                 problems.report(path, row.line, bad)
                 continue
             row.values[c.target] = x
             good.append(row)
         if not good:
-            raise InputError(f"{path}: no usable rows: all {problems.count} row(s) are malformed; first: {problems.messages[0]}")
+            raise InputError(
+                f"{path}: no usable rows: all {problems.count} row(s) are malformed; first: {problems.messages[0]}"
+            )
         return good
 
     def _check_target(self, x: float) -> str | None:
@@ -629,7 +668,9 @@ class BeirDataset(_FileDataset):
                 hint="relative paths are relative to the current working directory",
             )
         if not p.is_dir():
-            raise InputError(f"BEIR path {shown_path(p)} is not a directory (expected corpus.jsonl, queries.jsonl, qrels/)")
+            raise InputError(
+                f"BEIR path {shown_path(p)} is not a directory (expected corpus.jsonl, queries.jsonl, qrels/)"
+            )
         return p
 
     def _join(self, title: Any, text: Any) -> str:

@@ -9,6 +9,7 @@ be combined as a weighted sum of their scores (``on: {coarse: 1, fine: 0.5}``).
 
 The metric functions take precomputed scores or embeddings
 (:func:`ranks_from_scores`, :func:`rank_metrics`, :func:`cosine_retrieval_metrics`,
+:func:`aligned_retrieval_metrics`,
 :func:`ir_metrics`), so they can be tested and timed on their own.
 
 Ranks are 1-based (1 = best). Ties: the rank of the positive is 1 + the number
@@ -28,13 +29,12 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Discriminator, Field, Tag, ValidationError, field_validator, model_validator
-from torch import Tensor
-
+from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 from repmix.core.components import ComponentConfig, Runtime
 from repmix.core.data import Dataset, Evaluator, Examples
-from repmix.core.errors import ConfigError, InputError
+from repmix.core.errors import ConfigError, InputError, did_you_mean
 from repmix.core.types import Granularity
+from torch import Tensor
 
 if TYPE_CHECKING:
     from repmix.core.model import AssembledModel
@@ -74,7 +74,9 @@ def ranks_from_scores(scores: Tensor, positives: Tensor) -> Tensor:
     score}; NaN scores count as -inf. Returns a [n] int64 tensor.
     """
     if scores.dim() != 2 or positives.dim() != 1 or positives.shape[0] != scores.shape[0]:
-        raise ValueError(f"expected scores [n, m] and positives [n], got {tuple(scores.shape)} and {tuple(positives.shape)}")
+        raise ValueError(
+            f"expected scores [n, m] and positives [n], got {tuple(scores.shape)} and {tuple(positives.shape)}"
+        )
     pos = scores.gather(1, positives.to(scores.device, torch.long).view(-1, 1))
     if scores.is_floating_point():
         # (s - pos) > 0  <=>  s > pos (IEEE subtraction of distinct floats is never 0); NaN - x is NaN and
@@ -90,12 +92,19 @@ def ranks_from_scores(scores: Tensor, positives: Tensor) -> Tensor:
     return greater + 1
 
 
+def _check_rank_metric(m: str) -> str:
+    if not _RANK_RE.match(m):
+        hint = did_you_mean(m, [*DEFAULT_RANK_METRICS, "hits@50", "hits@100"])
+        raise ValueError(
+            f"unknown retrieval metric {m!r}"
+            + (f" (did you mean {hint!r}?)" if hint else "")
+            + "; known: mrr, hits@K (K >= 1), mean_rank, median_rank"
+        )
+    return m
+
+
 def _check_rank_metrics(metrics: Iterable[str]) -> list[str]:
-    out = list(metrics)
-    for m in out:
-        if not _RANK_RE.match(m):
-            raise ValueError(f"unknown retrieval metric {m!r}; known: mrr, hits@K (K >= 1), mean_rank, median_rank")
-    return out
+    return [_check_rank_metric(m) for m in metrics]
 
 
 def rank_metrics(ranks: Tensor | Sequence[int], metrics: Iterable[str] = DEFAULT_RANK_METRICS) -> dict[str, float]:
@@ -141,23 +150,37 @@ def cosine_retrieval_metrics(
     out: dict[str, float] = {}
     if len(ta) * len(tb) <= FULL_MATRIX_ELEMENTS:  # one product serves both directions
         s = ta @ tb.T
-        out.update({f"{names[0]}->{names[1]}/{k}": v for k, v in rank_metrics(ranks_from_scores(s, diag), metrics).items()})
-        out.update({f"{names[1]}->{names[0]}/{k}": v for k, v in rank_metrics(ranks_from_scores(s.T, diag), metrics).items()})
+        out.update(
+            {f"{names[0]}->{names[1]}/{k}": v for k, v in rank_metrics(ranks_from_scores(s, diag), metrics).items()}
+        )
+        out.update(
+            {f"{names[1]}->{names[0]}/{k}": v for k, v in rank_metrics(ranks_from_scores(s.T, diag), metrics).items()}
+        )
         return out
     for (qn, q), (cn, c) in (((names[0], ta), (names[1], tb)), ((names[1], tb), (names[0], ta))):
         ranks = torch.cat(
-            [ranks_from_scores(q[i : i + chunk_size] @ c.T, diag[i : i + chunk_size]) for i in range(0, len(q), chunk_size)]
+            [
+                ranks_from_scores(q[i : i + chunk_size] @ c.T, diag[i : i + chunk_size])
+                for i in range(0, len(q), chunk_size)
+            ]
         )
         out.update({f"{qn}->{cn}/{k}": v for k, v in rank_metrics(ranks, metrics).items()})
     return out
 
 
+def _check_ir_metric(m: str) -> str:
+    if not _IR_RE.match(m):
+        hint = did_you_mean(m, [*DEFAULT_IR_METRICS, "ndcg@100", "recall@10", "recall@1000", "mrr@100"])
+        raise ValueError(
+            f"unknown IR metric {m!r}"
+            + (f" (did you mean {hint!r}?)" if hint else "")
+            + "; known: ndcg@K, recall@K, mrr@K (K >= 1)"
+        )
+    return m
+
+
 def _check_ir_metrics(metrics: Iterable[str]) -> list[str]:
-    out = list(metrics)
-    for m in out:
-        if not _IR_RE.match(m):
-            raise ValueError(f"unknown IR metric {m!r}; known: ndcg@K, recall@K, mrr@K (K >= 1)")
-    return out
+    return [_check_ir_metric(m) for m in metrics]
 
 
 def ir_metrics(scores: Tensor, relevance: Tensor, metrics: Iterable[str] = DEFAULT_IR_METRICS) -> dict[str, Tensor]:
@@ -200,7 +223,11 @@ def ir_metrics(scores: Tensor, relevance: Tensor, metrics: Iterable[str] = DEFAU
             out[m] = torch.where(n_rel > 0, found / n_rel.clamp(min=1), torch.zeros_like(found))
         else:
             first = hit[:, :k].double().argmax(dim=1)
-            out[m] = torch.where(hit[:, :k].any(dim=1), 1.0 / (first + 1).double(), torch.zeros(len(s), dtype=torch.float64, device=s.device))
+            out[m] = torch.where(
+                hit[:, :k].any(dim=1),
+                1.0 / (first + 1).double(),
+                torch.zeros(len(s), dtype=torch.float64, device=s.device),
+            )
     return {k: v.cpu() for k, v in out.items()}
 
 
@@ -342,12 +369,16 @@ def _terms(model: AssembledModel, weights: dict[str, float], tower_a: str, tower
 BLOCK_ELEMENTS = 2**22
 
 
-def _chunk_sizes(pooled: bool, n_candidates: int, chunk_size: int | None, candidate_chunk_size: int | None) -> tuple[int, int]:
+def _chunk_sizes(
+    pooled: bool, n_candidates: int, chunk_size: int | None, candidate_chunk_size: int | None
+) -> tuple[int, int]:
     """(queries, candidates) per aligner call: the configured values, or defaults by granularity shape."""
     if candidate_chunk_size is None:
         candidate_chunk_size = 16384 if pooled else 1024
     if chunk_size is None:
-        chunk_size = max(16, min(4096, BLOCK_ELEMENTS // max(1, min(n_candidates, candidate_chunk_size)))) if pooled else 64
+        chunk_size = (
+            max(16, min(4096, BLOCK_ELEMENTS // max(1, min(n_candidates, candidate_chunk_size)))) if pooled else 64
+        )
     return chunk_size, candidate_chunk_size
 
 
@@ -407,11 +438,13 @@ def _score_blocks(
                 else:
                     items = rows_to_items.index_select(0, rows)
                 block: Tensor | None = None
-                for term, qg, cg in zip(terms, q_grans, c_grans):
+                for term, qg, cg in zip(terms, q_grans, c_grans, strict=True):
                     aligner = model.aligners[term.name]
                     q = queries.batch(qg, items)
                     q_first = term.a_first == queries_are_a
-                    parts = [aligner(q, c).scores if q_first else aligner(c, q).scores.transpose(0, 1) for c in cached[cg]]
+                    parts = [
+                        aligner(q, c).scores if q_first else aligner(c, q).scores.transpose(0, 1) for c in cached[cg]
+                    ]
                     s = (parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)).float()
                     if term.weight != 1.0:
                         s = term.weight * s
@@ -447,8 +480,14 @@ def alignment_scores(
     c = _embed(model, candidate_tower, candidate_items, [t.gran_b for t in terms], batch_size, False)
     out = torch.empty(len(query_items), len(candidate_items))
     for rows, block in _score_blocks(
-        model, terms, q, range(len(query_items)), c,
-        queries_are_a=True, chunk_size=chunk_size, candidate_chunk_size=candidate_chunk_size,
+        model,
+        terms,
+        q,
+        range(len(query_items)),
+        c,
+        queries_are_a=True,
+        chunk_size=chunk_size,
+        candidate_chunk_size=candidate_chunk_size,
     ):
         out[rows.cpu()] = block.cpu()
     return out
@@ -468,10 +507,10 @@ def _check_on(v: str | dict[str, float] | None) -> str | dict[str, float] | None
 class ExtraCandidatesFile(ComponentConfig):
     """Extra candidates read from a file: ``*.txt`` one item per line, or a column of a TSV/CSV/JSONL file."""
 
-    path: str
-    tower: str
-    column: str | None = None
-    on_error: Literal["raise", "skip"] = "raise"
+    path: str = Field(description="*.txt (one item per line) or a TSV/CSV/JSONL file")
+    tower: str = Field(description="the side (tower, or data column with columns:) these candidates join")
+    column: str | None = Field(None, description="column of a table holding the items (default: the tower name)")
+    on_error: Literal["raise", "skip"] = Field("raise", description="malformed row: raise or skip")
 
 
 def _extra_kind(v: Any) -> str:
@@ -487,11 +526,17 @@ ExtraCandidates = Annotated[
 
 
 class _ScoringConfig(ComponentConfig):
-    on: str | dict[str, float] | None = None
-    batch_size: int = Field(64, ge=1)
-    chunk_size: int | None = Field(None, ge=1)
-    candidate_chunk_size: int | None = Field(None, ge=1)
-    progress: bool = True
+    on: str | dict[str, float] | None = Field(
+        None, description="alignment scored, or {alignment: weight} for a weighted sum (default: the only one)"
+    )
+    batch_size: int = Field(64, ge=1, description="items encoded per forward pass")
+    chunk_size: int | None = Field(
+        None, ge=1, description="queries scored per aligner call (default: by memory for pooled sides, else 64)"
+    )
+    candidate_chunk_size: int | None = Field(
+        None, ge=1, description="candidates per aligner call (default: 16384 pooled, 1024 sequences)"
+    )
+    progress: bool = Field(True, description="progress bars (shown on a terminal only)")
 
     @field_validator("on")
     @classmethod
@@ -502,16 +547,21 @@ class _ScoringConfig(ComponentConfig):
 class RetrievalConfig(_ScoringConfig):
     """``retrieval``: rank every candidate for every example, in both directions."""
 
-    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_RANK_METRICS), min_length=1)
-    directions: Literal["both", "forward", "backward"] = "both"
-    columns: tuple[str, str] | None = None
-    extra_candidates: ExtraCandidates | None = None
-    corpus: bool = True
-
-    @field_validator("metrics")
-    @classmethod
-    def _metrics(cls, v: list[str]) -> list[str]:
-        return _check_rank_metrics(v)
+    metrics: list[Annotated[str, AfterValidator(_check_rank_metric)]] = Field(
+        default_factory=lambda: list(DEFAULT_RANK_METRICS),
+        min_length=1,
+        description="of mrr, hits@K, mean_rank, median_rank",
+    )
+    directions: Literal["both", "forward", "backward"] = Field(
+        "both", description="forward: first tower of the alignment -> second; backward: the reverse"
+    )
+    columns: tuple[str, str] | None = Field(
+        None, description="data columns read by the two sides (default: the towers' names)"
+    )
+    extra_candidates: ExtraCandidates | None = Field(
+        None, description="more targets: a dataset block, or {path, tower, column} of a file"
+    )
+    corpus: bool = Field(True, description="rank against Examples.extras['corpus_texts'] when the data has one")
 
     @model_validator(mode="after")
     def _columns(self) -> RetrievalConfig:
@@ -522,8 +572,8 @@ class RetrievalConfig(_ScoringConfig):
 
 def _build_dataset(block: dict[str, Any]) -> Dataset:
     """Instantiate a dataset block outside a config (when the engine did not build it as a nested component)."""
-    from repmix.core.spec import pydantic_error
     from repmix.core.configio import LocatedConfig
+    from repmix.core.spec import pydantic_error
     from repmix.registry.registry import get_registry
 
     name = block.get("type")
@@ -534,7 +584,9 @@ def _build_dataset(block: dict[str, Any]) -> Dataset:
     try:
         config = cls.Config.model_validate(params)
     except ValidationError as exc:
-        raise pydantic_error(exc, cls.Config, params, LocatedConfig(block), ("extra_candidates",), what=f"dataset {name!r}") from None
+        raise pydantic_error(
+            exc, cls.Config, params, LocatedConfig(block), ("extra_candidates",), what=f"dataset {name!r}"
+        ) from None
     return cls(config, Runtime(path="extra_candidates"))
 
 
@@ -608,7 +660,7 @@ class RetrievalEvaluator(Evaluator):
                     hint="dataset fields map tower names to file columns; or set columns: [a, b] on the evaluator",
                 )
         n = len(data)
-        sides = [_Side(c, t, list(data.columns[c]), list(range(n))) for c, t in zip(cols, (ta, tb))]
+        sides = [_Side(c, t, list(data.columns[c]), list(range(n))) for c, t in zip(cols, (ta, tb), strict=True)]
         corpus = data.extras.get("corpus_texts")
         if self.config.corpus and corpus is not None:
             for side in sides:
@@ -645,8 +697,15 @@ class RetrievalEvaluator(Evaluator):
         emb_a = _embed(model, a.tower, a.items, [t.gran_a for t in terms], c.batch_size, c.progress)
         emb_b = _embed(model, b.tower, b.items, [t.gran_b for t in terms], c.batch_size, c.progress)
         return _retrieval(
-            model, terms, (a.column, emb_a, a.rows), (b.column, emb_b, b.rows), c.directions, c.metrics,
-            chunk_size=c.chunk_size, candidate_chunk_size=c.candidate_chunk_size, progress=c.progress,
+            model,
+            terms,
+            (a.column, emb_a, a.rows),
+            (b.column, emb_b, b.rows),
+            c.directions,
+            c.metrics,
+            chunk_size=c.chunk_size,
+            candidate_chunk_size=c.candidate_chunk_size,
+            progress=c.progress,
         )
 
 
@@ -674,23 +733,38 @@ def _retrieval(
         pooled = a_emb.is_pooled(t.gran_a for t in terms) and b_emb.is_pooled(t.gran_b for t in terms)
         if chunk_size is None and pooled:
             chunk_size = a_emb.n  # the whole matrix is kept anyway: one aligner call per candidate chunk
-        blocks = list(_score_blocks(
-            model, terms, a_emb, range(a_emb.n), b_emb, queries_are_a=True, chunk_size=chunk_size,
-            candidate_chunk_size=candidate_chunk_size, progress=progress, desc=f"{a_name}<->{b_name}",
-        ))
-        if len(blocks) == 1:
-            full = blocks[0][1]
-        else:
-            full = torch.empty(a_emb.n, b_emb.n, device=model.device)
-            for rows, block in blocks:
-                full[rows] = block
-            del blocks
+        full: Tensor | None = None
+        for rows, block in _score_blocks(
+            model,
+            terms,
+            a_emb,
+            range(a_emb.n),
+            b_emb,
+            queries_are_a=True,
+            chunk_size=chunk_size,
+            candidate_chunk_size=candidate_chunk_size,
+            progress=progress,
+            desc=f"{a_name}<->{b_name}",
+        ):
+            if (
+                full is None
+                and len(rows) == a_emb.n
+                and bool((rows == torch.arange(a_emb.n, device=rows.device)).all())
+            ):
+                full = block  # one chunk held every row, in order
+                continue
+            if full is None:
+                full = torch.empty(a_emb.n, b_emb.n, device=model.device)
+            full[rows] = block
+        assert full is not None
         ia = torch.tensor(list(a_rows), dtype=torch.long, device=full.device)
         ib = torch.tensor(list(b_rows), dtype=torch.long, device=full.device)
         forward = full if list(a_rows) == list(range(a_emb.n)) else full.index_select(0, ia)
         backward = (full if list(b_rows) == list(range(b_emb.n)) else full.index_select(1, ib)).T
         out = {f"{a_name}->{b_name}/{k}": v for k, v in rank_metrics(ranks_from_scores(forward, ib), metrics).items()}
-        out.update({f"{b_name}->{a_name}/{k}": v for k, v in rank_metrics(ranks_from_scores(backward, ia), metrics).items()})
+        out.update(
+            {f"{b_name}->{a_name}/{k}": v for k, v in rank_metrics(ranks_from_scores(backward, ia), metrics).items()}
+        )
         return out
     plans = []
     if directions in ("both", "forward"):
@@ -702,8 +776,16 @@ def _retrieval(
         ranks = torch.empty(len(q_rows), dtype=torch.long)
         positives = torch.tensor(list(t_rows), dtype=torch.long, device=model.device)
         for rows, block in _score_blocks(
-            model, terms, q_emb, q_rows, t_emb, queries_are_a=q_is_a, chunk_size=chunk_size,
-            candidate_chunk_size=candidate_chunk_size, progress=progress, desc=f"{qname}->{tname}",
+            model,
+            terms,
+            q_emb,
+            q_rows,
+            t_emb,
+            queries_are_a=q_is_a,
+            chunk_size=chunk_size,
+            candidate_chunk_size=candidate_chunk_size,
+            progress=progress,
+            desc=f"{qname}->{tname}",
         ):
             ranks[rows.cpu()] = ranks_from_scores(block, positives.index_select(0, rows)).cpu()
         out.update({f"{qname}->{tname}/{k}": v for k, v in rank_metrics(ranks, metrics).items()})
@@ -753,8 +835,14 @@ def aligned_retrieval_metrics(
         raise ValueError(f"both sides need the same number of rows, got {ea.n} and {eb.n}")
     rows = range(ea.n)
     return _retrieval(
-        model, terms, (ta, ea, rows), (tb, eb, rows), directions, _check_rank_metrics(metrics),
-        chunk_size=chunk_size, candidate_chunk_size=candidate_chunk_size,
+        model,
+        terms,
+        (ta, ea, rows),
+        (tb, eb, rows),
+        directions,
+        _check_rank_metrics(metrics),
+        chunk_size=chunk_size,
+        candidate_chunk_size=candidate_chunk_size,
     )
 
 
@@ -762,12 +850,16 @@ def aligned_retrieval_metrics(
 class StsEvalConfig(ComponentConfig):
     """``sts``: correlation of predicted similarities with gold scores."""
 
-    on: str | None = None
-    between: tuple[str, str] | None = None
-    columns: tuple[str, str] | None = None
-    similarity: Literal["cosine", "alignment"] = "cosine"
-    batch_size: int = Field(64, ge=1)
-    progress: bool = True
+    on: str | None = Field(None, description="alignment whose two sides are compared (default: the only one)")
+    between: tuple[str, str] | None = Field(None, description="[tower.granularity, tower.granularity] instead of on")
+    columns: tuple[str, str] | None = Field(
+        None, description="data columns read by the two sides (default: the towers' names)"
+    )
+    similarity: Literal["cosine", "alignment"] = Field(
+        "cosine", description="cosine of pooled embeddings, or the alignment's own score of each pair"
+    )
+    batch_size: int = Field(64, ge=1, description="items encoded per forward pass")
+    progress: bool = Field(True, description="progress bars (shown on a terminal only)")
 
     @field_validator("between")
     @classmethod
@@ -780,7 +872,9 @@ class StsEvalConfig(ComponentConfig):
     @model_validator(mode="after")
     def _exclusive(self) -> StsEvalConfig:
         if self.on is not None and self.between is not None:
-            raise ValueError("give either 'on' (an alignment) or 'between' ([tower.granularity, tower.granularity]), not both")
+            raise ValueError(
+                "give either 'on' (an alignment) or 'between' ([tower.granularity, tower.granularity]), not both"
+            )
         if self.similarity == "alignment" and self.between is not None:
             raise ValueError("similarity: alignment scores through an alignment: use 'on', not 'between'")
         return self
@@ -809,8 +903,12 @@ class StsEvaluator(Evaluator):
             for tower, gran in refs:
                 grans = model.granularities(tower)
                 if gran not in grans:
-                    raise ConfigError(f"sts: tower {tower!r} has no granularity {gran!r}", path="between",
-                                      found=gran, allowed=list(grans))
+                    raise ConfigError(
+                        f"sts: tower {tower!r} has no granularity {gran!r}",
+                        path="between",
+                        found=gran,
+                        allowed=list(grans),
+                    )
             return refs[0], refs[1], None  # type: ignore[return-value]
         name = next(iter(_resolve_on(model, c.on, "sts")))
         (ta, ga), (tb, gb) = model.alignment_between[name]
@@ -822,8 +920,11 @@ class StsEvaluator(Evaluator):
         (ta, ga), (tb, gb), name = self._refs(model)
         cols = c.columns or (ta, tb)
         if cols[0] == cols[1]:
-            raise ConfigError(f"sts: both sides read tower {ta!r}; name the two data columns with columns: [a, b]",
-                              path="columns", allowed=list(data.columns))
+            raise ConfigError(
+                f"sts: both sides read tower {ta!r}; name the two data columns with columns: [a, b]",
+                path="columns",
+                allowed=list(data.columns),
+            )
         for col in cols:
             if col not in data.columns:
                 raise InputError(f"sts needs data column {col!r}, but the data has only: {', '.join(data.columns)}")
@@ -834,7 +935,8 @@ class StsEvaluator(Evaluator):
                 if gran not in emb.pooled:
                     raise ConfigError(
                         f"sts: similarity cosine needs pooled granularities, but {tower}.{gran} is a sequence",
-                        path="similarity", hint="use similarity: alignment, or a pooled granularity",
+                        path="similarity",
+                        hint="use similarity: alignment, or a pooled granularity",
                     )
             return F.cosine_similarity(emb_a.pooled[ga], emb_b.pooled[gb], dim=1).cpu().double().numpy()
         assert name is not None
@@ -856,8 +958,10 @@ class StsEvaluator(Evaluator):
         from scipy.stats import pearsonr, spearmanr
 
         if data.targets is None:
-            raise InputError("sts needs gold scores (Examples.targets); this dataset provides none",
-                             hint="use the sts dataset, or pairs with target: <score column>")
+            raise InputError(
+                "sts needs gold scores (Examples.targets); this dataset provides none",
+                hint="use the sts dataset, or pairs with target: <score column>",
+            )
         if len(data) < 2:
             raise InputError(f"sts needs at least 2 pairs, got {len(data)}")
         pred = self.predictions(model, data)
@@ -873,15 +977,14 @@ class StsEvaluator(Evaluator):
 class BeirEvalConfig(_ScoringConfig):
     """``beir``: rank the whole corpus for every query; nDCG@10, Recall@100, MRR@10."""
 
-    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_IR_METRICS), min_length=1)
-    query_tower: str | None = None
-    document_tower: str | None = None
-    ignore_identical_ids: bool = True
-
-    @field_validator("metrics")
-    @classmethod
-    def _metrics(cls, v: list[str]) -> list[str]:
-        return _check_ir_metrics(v)
+    metrics: list[Annotated[str, AfterValidator(_check_ir_metric)]] = Field(
+        default_factory=lambda: list(DEFAULT_IR_METRICS), min_length=1, description="of ndcg@K, recall@K, mrr@K"
+    )
+    query_tower: str | None = Field(None, description="tower encoding queries (default: the beir dataset's)")
+    document_tower: str | None = Field(None, description="tower encoding documents (default: the beir dataset's)")
+    ignore_identical_ids: bool = Field(
+        True, description="leave out a document whose id equals the query id (BEIR's default)"
+    )
 
 
 class BeirEvaluator(Evaluator):
@@ -909,7 +1012,8 @@ class BeirEvaluator(Evaluator):
         missing = [k for k in need if k not in data.extras]
         if missing:
             raise InputError(
-                f"beir evaluation needs a corpus, queries and qrels in the data's extras (missing: {', '.join(missing)})",
+                "beir evaluation needs a corpus, queries and qrels in the data's extras "
+                f"(missing: {', '.join(missing)})",
                 hint="use the beir dataset (type: beir) for this evaluator",
             )
         ex = data.extras
@@ -932,8 +1036,16 @@ class BeirEvaluator(Evaluator):
         sums = {m: 0.0 for m in c.metrics}
         device = model.device
         for rows, block in _score_blocks(
-            model, terms, emb_q, range(len(query_ids)), emb_d, queries_are_a=True, chunk_size=c.chunk_size,
-            candidate_chunk_size=c.candidate_chunk_size, progress=c.progress, desc="rank corpus",
+            model,
+            terms,
+            emb_q,
+            range(len(query_ids)),
+            emb_d,
+            queries_are_a=True,
+            chunk_size=c.chunk_size,
+            candidate_chunk_size=c.candidate_chunk_size,
+            progress=c.progress,
+            desc="rank corpus",
         ):
             relevance = torch.zeros(block.shape, dtype=torch.float64, device=device)
             for r, row in enumerate(rows.tolist()):

