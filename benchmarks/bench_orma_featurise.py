@@ -62,6 +62,29 @@ print(json.dumps({"rss_kb": peak, "growth_kb": peak - start, "nodes": int(batch.
 """
 
 
+FULL_SCRIPT = r"""
+import json, resource, sys, torch
+from repmix.core.assembly import build_model, plan_model
+from repmix.core.configio import load_config
+from repmix.core.components import Runtime
+from repmix_orma.demo import DemoMoleculesDataset
+config, batch_size = sys.argv[1], int(sys.argv[2])
+model = build_model(plan_model(load_config(config))).train()
+data = DemoMoleculesDataset(DemoMoleculesDataset.Config(size=200), Runtime()).load("train")
+inputs = {k: v[:batch_size] for k, v in data.columns.items()}
+opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+def step():
+    out = model(inputs)
+    opt.zero_grad(); out.loss.backward(); opt.step()
+step()
+start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for _ in range(2):
+    step()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"rss_kb": peak, "growth_kb": peak - start}))
+"""
+
+
 def read_smiles(n: int) -> list[str]:
     path = shared_data_dir() / "chebi20" / "validation.tsv"
     if not path.exists():
@@ -87,12 +110,27 @@ def step_memory(smiles: list[str], dim: int, cache: str) -> dict[str, int]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def full_model_memory(batch_size: int, cache: str) -> dict[str, int]:
+    here = Path(__file__).resolve().parent
+    config = here.parent / "plugins" / "orma" / "configs" / "orma-demo.yaml"
+    env = {**os.environ, "REPMIX_CACHE": cache}
+    out = subprocess.run(
+        [sys.executable, "-c", FULL_SCRIPT, str(config), str(batch_size)],
+        check=True, capture_output=True, text=True, cwd=here, env=env,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=3301)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--full-model", action=argparse.BooleanOptionalAction, default=True,
+        help="also measure a step of the whole orma-demo model (needs the packaged all-MiniLM-L6-v2)",
+    )
     args = parser.parse_args()
 
     import numpy as np
@@ -102,6 +140,7 @@ def main() -> None:
     from repmix_orma.graph import MoleculeGraphTokenizer
 
     smiles = read_smiles(args.n)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="orma-bench-") as cache:
         config = MoleculeGraphTokenizer.Config(cache_dir=cache)
         cold_tok = MoleculeGraphTokenizer(config, Runtime())
@@ -119,8 +158,13 @@ def main() -> None:
         largest = [smiles[int(i)] for i in np.argsort(sizes)[::-1][: args.batch_size]]
         mem_random = step_memory(random_batch, args.dim, cache)
         mem_large = step_memory(largest, args.dim, cache)
+        mem_full = full_model_memory(args.batch_size, cache) if args.full_model else None
 
     n = len(smiles)
+    load = (
+        f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
+        "(above the core count means other processes shared the CPU)"
+    )
     rows = [
         ["cold (RDKit parse + BRICS + features + write .npz)", f"{cold:.2f}", f"{n / cold:,.0f}"],
         ["warm, disk cache (a second run)", f"{disk:.2f}", f"{n / disk:,.0f}"],
@@ -137,22 +181,37 @@ def main() -> None:
         ]
         for name, m in (("random 32 molecules", mem_random), (f"the {args.batch_size} largest molecules", mem_large))
     ]
-    text = "\n\n".join(
-        [
-            "## ORMA molecule featurisation (`orma.molecule-graph`)",
-            f"Command: `python benchmarks/bench_orma_featurise.py --n {args.n} --batch-size {args.batch_size} "
-            f"--dim {args.dim}`; {n} ChEBI-20 validation SMILES in batches of {args.batch_size}, "
-            f"{machine()}, RDKit {rdBase.rdkitVersion}. Featurised cache: {len(files)} files, {cache_mb:.1f} MiB.",
-            markdown_table(["pass", "seconds", "molecules/s"], rows),
-            f"Warm (disk) is **{cold / disk:.1f}×** faster than cold; the warm passes do no RDKit work "
-            "(asserted: `stats.featurised == 0`).",
-            f"Peak memory of one training step of `orma.hierarchical-gnn` (dim {args.dim}, 3 GCN layers, "
-            f"max_atoms 128, max_motifs 32), forward + backward + AdamW, batch {args.batch_size}: growth of the "
-            "process's max RSS over 3 steps after a warm-up (fresh subprocess per row; torch and RDKit "
-            "themselves take the rest).",
-            markdown_table(["batch", "nodes", "edges", "padded atoms / motifs", "step growth (MiB)", "max RSS (MiB)"], mem_rows),
-        ]
+    command = (
+        f"Command: `python benchmarks/bench_orma_featurise.py --n {args.n} --batch-size {args.batch_size} "
+        f"--dim {args.dim}`; {n} ChEBI-20 validation SMILES in batches of {args.batch_size}, "
+        f"{machine()}, RDKit {rdBase.rdkitVersion}; {load}. "
+        f"Featurised cache: {len(files)} files, {cache_mb:.1f} MiB."
     )
+    speedup = (
+        f"Warm (disk) is **{cold / disk:.1f}×** faster than cold; the warm passes do no RDKit work "
+        "(asserted: `stats.featurised == 0`)."
+    )
+    memory_intro = (
+        f"Peak memory of one training step of `orma.hierarchical-gnn` (dim {args.dim}, 3 GCN layers, "
+        f"max_atoms 128, max_motifs 32), forward + backward + AdamW, batch {args.batch_size}: growth of the "
+        "process's max RSS over 3 steps after a warm-up (fresh subprocess per row; torch and RDKit "
+        "themselves take the rest)."
+    )
+    parts = [
+        "## ORMA molecule featurisation (`orma.molecule-graph`)",
+        command,
+        markdown_table(["pass", "seconds", "molecules/s"], rows),
+        speedup,
+        memory_intro,
+        markdown_table(["batch", "nodes", "edges", "padded atoms / motifs", "step growth (MiB)", "max RSS (MiB)"], mem_rows),
+    ]
+    if mem_full is not None:
+        parts.append(
+            f"The whole `configs/orma-demo.yaml` model (all-MiniLM-L6-v2 text tower, 48 tokens, the three "
+            f"alignment levels, `orma.info-nce-exp` losses), one step at batch {args.batch_size} of demo pairs: "
+            f"step growth {mem_full['growth_kb'] / 1024:.1f} MiB, max RSS {mem_full['rss_kb'] / 1024:.0f} MiB."
+        )
+    text = "\n\n".join(parts)
     print(text)
     if args.write:
         print(f"wrote {write_section('orma-featurise', text)}")

@@ -293,7 +293,8 @@ def instantiate_component(
         runtime = Runtime()
     runtime.path = pc.where
     runtime.nested = {
-        name: instantiate_component(cfg, n, type(runtime)(), built) for name, n in pc.nested.items()
+        name: instantiate_component(cfg, n, type(runtime)(load_pretrained=runtime.load_pretrained), built)
+        for name, n in pc.nested.items()
     }
     try:
         obj = pc.cls(pc.config, runtime)

@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pytest
-
 from repmix.core.assembly import plan_model
 from repmix.core.components import ComponentConfig, Encoder, Loss, LossInputs
 from repmix.core.configio import LocatedConfig, parse_yaml
 from repmix.core.errors import ConfigError, PipelineError
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec, LossOutput
+from repmix.core.types import (
+    Encoded,
+    EncoderSignature,
+    GranularitySpec,
+    LossOutput,
+)
 from repmix.sdk.conformance import ByteTokenizer
 
 BASE = """

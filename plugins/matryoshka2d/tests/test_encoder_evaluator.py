@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from repmix.core.assembly import build_model, plan_model
 from repmix.core.components import Runtime
 from repmix.core.configio import LocatedConfig, parse_yaml
@@ -96,7 +95,9 @@ model:
     metrics = evaluator.evaluate(model, data)
     assert set(metrics) == {"spearman_cosine"} | {grid_key(layer, d) for layer in (1, 2, 3) for d in (32, 8)}
     assert metrics["spearman_cosine"] == pytest.approx(metrics[grid_key(3, 32)], abs=1e-9)
-    from repmix_std.evaluators import StsEvaluator  # std is in this plugin's test extra: the reference evaluator
+    from repmix_std.evaluators import (
+        StsEvaluator,  # std is in this plugin's test extra: the reference evaluator
+    )
 
     std = StsEvaluator(StsEvaluator.Config(on="similarity", progress=False), Runtime()).evaluate(model, data)
     assert metrics["spearman_cosine"] == pytest.approx(std["spearman_cosine"], abs=1e-9)
@@ -127,3 +128,15 @@ evaluate: {{type: sts, on: similarity, split: dev, data: {{type: sts, path: {sts
     md = (tmp_path / "out" / "grid.md").read_text()
     assert "## pooler=mean (mean of 2 runs)" in md and "| 3 |" in md
     assert (tmp_path / "out" / "grid.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(("mode", "st_mode"), [("mean", "mean"), ("cls", "cls"), ("max", "max"), ("last-token", "lasttoken")])
+def test_truncate_pooling_modes_match_sentence_transformers(mode: str, st_mode: str) -> None:
+    from repmix_matryoshka2d.poolers import pool_tokens
+    from sentence_transformers.sentence_transformer.modules.pooling import Pooling
+
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(4, 7, 16, generator=g)
+    mask = torch.arange(7)[None, :] < torch.tensor([7, 3, 1, 5])[:, None]
+    reference = Pooling(16, pooling_mode=st_mode)({"token_embeddings": hidden.clone(), "attention_mask": mask.long()})
+    torch.testing.assert_close(pool_tokens(hidden, mask, mode), reference["sentence_embedding"], atol=1e-6, rtol=0)  # type: ignore[arg-type]

@@ -17,7 +17,6 @@ import warnings
 
 import pytest
 import torch
-
 from repmix.core.assembly import build_model, plan_model
 from repmix.core.configio import LocatedConfig, parse_yaml
 
@@ -46,7 +45,11 @@ def repmix_model(model_dir: str, options: str):  # type: ignore[no-untyped-def]
 
 def st_model(model_dir: str):  # type: ignore[no-untyped-def]
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from sentence_transformers.sentence_transformer.modules import (
+        Normalize,
+        Pooling,
+        Transformer,
+    )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -84,7 +87,10 @@ def assert_same(ours: tuple, theirs: tuple) -> None:  # type: ignore[type-arg]
 
 
 def test_matches_st_matryoshka2d_on_tiny_bert(tiny_bert_dir: str) -> None:
-    from sentence_transformers.sentence_transformer.losses import Matryoshka2dLoss, MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.losses import (
+        Matryoshka2dLoss,
+        MultipleNegativesRankingLoss,
+    )
 
     dims = [32, 16, 8]
     st = st_model(tiny_bert_dir)
@@ -98,7 +104,10 @@ def test_matches_st_matryoshka2d_on_tiny_bert(tiny_bert_dir: str) -> None:
 
 
 def test_matches_st_matryoshka_loss_alone(tiny_bert_dir: str) -> None:
-    from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.losses import (
+        MatryoshkaLoss,
+        MultipleNegativesRankingLoss,
+    )
 
     st = st_model(tiny_bert_dir)
     reference = MatryoshkaLoss(st, MultipleNegativesRankingLoss(st), [32, 24, 8], matryoshka_weights=[1.0, 0.5, 2.0])
@@ -110,7 +119,10 @@ def test_matches_st_matryoshka_loss_alone(tiny_bert_dir: str) -> None:
 
 
 def test_matches_st_adaptive_layer_loss_alone(tiny_bert_dir: str) -> None:
-    from sentence_transformers.sentence_transformer.losses import AdaptiveLayerLoss, MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.losses import (
+        AdaptiveLayerLoss,
+        MultipleNegativesRankingLoss,
+    )
 
     st = st_model(tiny_bert_dir)
     reference = AdaptiveLayerLoss(
@@ -130,7 +142,10 @@ def test_matches_st_adaptive_layer_loss_alone(tiny_bert_dir: str) -> None:
 
 @pytest.mark.slow
 def test_matches_st_matryoshka2d_on_minilm(minilm_dir) -> None:  # type: ignore[no-untyped-def]
-    from sentence_transformers.sentence_transformer.losses import Matryoshka2dLoss, MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.losses import (
+        Matryoshka2dLoss,
+        MultipleNegativesRankingLoss,
+    )
 
     dims = [384, 256, 128, 64, 32]
     st = st_model(str(minilm_dir))

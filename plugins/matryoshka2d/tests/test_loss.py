@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from repmix.core.assembly import build_model, plan_model
 from repmix.core.components import LossInputs
 from repmix.core.configio import LocatedConfig, parse_yaml

@@ -19,7 +19,7 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     directory = tmp_path_factory.mktemp("tiny-bert")
-    words = "the a is of man woman dog cat car horse riding eating red blue big small hello world".split()
+    words = ["the", "a", "is", "of", "man", "woman", "dog", "cat", "car", "horse", "riding", "eating", "red", "blue", "big", "small", "hello", "world"]
     chars = list("abcdefghijklmnopqrstuvwxyz.,!?")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, *chars, *(f"##{c}" for c in chars)]
     (directory / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")

@@ -13,13 +13,13 @@ CASES = [
     Case("pooler", "mltp.multi-layer", SMALL, expected_failures=SKIPS_EMBEDDINGS,
          bad_configs=[{"latents": 0}, {"heads": 0}, {"layers": []}, {"layers": [1, 1]}, {"token": "middle"}]),
     Case("pooler", "mltp.multi-layer", {**SMALL, "layers": "all", "normalize": False}, id="pooler-mltp-all-layers"),
-    Case("pooler", "mltp.multi-layer", {**SMALL, "layers": [0, 2], "token": "first"}, id="pooler-mltp-first-token"),
+    Case("pooler", "mltp.multi-layer", {**SMALL, "layers": [0, 1, 2], "token": "first"}, id="pooler-mltp-first-token"),
     Case("pooler", "mltp.last-layer", SMALL, bad_configs=[{"dim_head": 0}, {"ff_mult": 0}]),
     Case("pooler", "mltp.last-layer", {**SMALL, "normalize": False}, id="pooler-mltp-last-layer-raw"),
     Case("pooler", "mltp.eos", bad_configs=[{"normalize": "maybe"}]),
     Case("pooler", "mltp.eos", {"normalize": True}, id="pooler-mltp-eos-normalized"),
-    Case("pooler", "mltp.mean", bad_configs=[{"normalize": "maybe"}]),
-    Case("pooler", "mltp.mean", {"normalize": True}, id="pooler-mltp-mean-normalized"),
+    Case("pooler", "mltp.token-mean", bad_configs=[{"normalize": "maybe"}]),
+    Case("pooler", "mltp.token-mean", {"normalize": True}, id="pooler-mltp-token-mean-normalized"),
 ]
 
 

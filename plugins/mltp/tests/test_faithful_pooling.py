@@ -1,6 +1,6 @@
 """Faithfulness of the mltp poolers.
 
-1. ``mltp.mean`` and ``mltp.eos`` equal sentence-transformers 6.2 ``Pooling(pooling_mode="mean" |
+1. ``mltp.token-mean`` and ``mltp.eos`` equal sentence-transformers 6.2 ``Pooling(pooling_mode="mean" |
    "lasttoken")`` on the same token embeddings, right- and left-padded (atol 1e-6).
 2. The invariances the paper's design implies for Multi-Layers Trainable Pooling:
    - the output has unit norm (L2 at the end);
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from repmix.core.assembly import build_model, plan_model
 from repmix.core.components import Runtime
 from repmix.core.configio import LocatedConfig, parse_yaml
@@ -126,7 +125,7 @@ def test_runs_on_a_real_encoders_layers(tiny_bert_dir: str) -> None:
 model:
   towers:
     text:
-      tokenizer: {{type: hf-tokenizer, model: {tiny_bert_dir}}}
+      tokenizer: {{type: hf-tokenizer, model: {tiny_bert_dir}, max_length: 64}}
       encoder:   {{type: hf-transformer, model: {tiny_bert_dir}}}
       poolers:   {{sentence: {{type: mltp.multi-layer, latents: 4}}, eos: {{type: mltp.eos}}}}
 """
@@ -141,3 +140,19 @@ model:
     mask = encoded["token"].full_mask()
     last = torch.stack([encoded["token"].hidden[i, int(mask[i].sum()) - 1] for i in range(3)])
     torch.testing.assert_close(encoded["eos"].hidden, last)
+
+
+def test_a_network_cut_short_pools_the_layers_it_has() -> None:
+    """Re-pooled at a shallower layer (2D Matryoshka), only the layers below the cut are attended to."""
+    pooler = multi_layer(num_states=5)
+    encoded = layered(num_states=5)
+    assert encoded.layers is not None
+    with torch.no_grad():
+        cut = Encoded({"token": Granularity(encoded.layers[2], encoded["token"].mask)}, layers=encoded.layers[:3])
+        states = pooler.layer_states(cut)
+        mask = encoded["token"].full_mask()
+        expected = torch.stack([encoded.layers[i][torch.arange(5), mask.sum(1) - 1] for i in (1, 2)], dim=1)
+        torch.testing.assert_close(states, expected)
+        only_embeddings = Encoded({"token": Granularity(encoded.layers[0], mask)}, layers=encoded.layers[:1])
+        assert pooler.layer_states(only_embeddings).shape == (5, 1, 16)
+        assert torch.isfinite(pooler(only_embeddings).hidden).all()

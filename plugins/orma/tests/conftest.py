@@ -25,12 +25,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 _CACHE = tempfile.mkdtemp(prefix="repmix-orma-tests-")
 os.environ["REPMIX_CACHE"] = _CACHE
 
-TINY_WORDS = (
-    "the a an of is it and at position group molecule carrying member with as in to by from has role "
-    "benzene pyridine furan thiophene naphthalene indole quinoline cyclohexane piperidine "
-    "chloro bromo fluoro iodo nitro methyl ethyl methoxy hydroxy amino carboxy cyano acid acetyl "
-    "compound organochlorine amine ether nitrile aldehyde ketone ester alcohol thiol class"
-).split()
+TINY_WORDS = [
+    *"the a an of is it and at position group molecule carrying member with as in to by from has role".split(),
+    *"benzene pyridine furan thiophene naphthalene indole quinoline cyclohexane piperidine".split(),
+    *"chloro bromo fluoro iodo nitro methyl ethyl methoxy hydroxy amino carboxy cyano acid acetyl".split(),
+    *"compound organochlorine amine ether nitrile aldehyde ketone ester alcohol thiol class".split(),
+]
 TINY_CHARS = list("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"-()[]")
 
 

@@ -28,7 +28,14 @@ GOOD = "cid\tsmiles\tdescription\n1\tCCO\tThe molecule is ethanol.\n2\tc1ccccc1\
 
 
 # ------------------------------------------------------------------------ real ChEBI-20
-def test_real_splits_are_disjoint_and_drop_bondless_molecules(chebi20_dir: Path, cache_dir: str) -> None:
+@pytest.fixture(scope="module")
+def real_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One cache for the real-data tests: the file's SMILES are checked with RDKit once."""
+    return str(tmp_path_factory.mktemp("chebi20-cache"))
+
+
+def test_real_splits_are_disjoint_and_drop_bondless_molecules(chebi20_dir: Path, real_cache: str) -> None:
+    cache_dir = real_cache
     data = chebi(chebi20_dir, cache_dir)
     train, test, everything = data.load("train"), data.load("test"), data.load("all")
     assert len(everything) == 3286 and everything.skipped == 15  # 3,301 rows, 15 without bonds (SOURCE.md)
@@ -41,7 +48,8 @@ def test_real_splits_are_disjoint_and_drop_bondless_molecules(chebi20_dir: Path,
     assert all(Chem.MolFromSmiles(s).GetNumBonds() > 0 for s in test.columns["molecule"][:100])
 
 
-def test_text2mol_descriptions_and_extra_molecules(chebi20_dir: Path, cache_dir: str) -> None:
+def test_text2mol_descriptions_and_extra_molecules(chebi20_dir: Path, real_cache: str) -> None:
+    cache_dir = real_cache
     molt5 = chebi(chebi20_dir, cache_dir).load("test")
     names = chebi(chebi20_dir, cache_dir, descriptions="text2mol").load("test")
     assert names.ids == molt5.ids and names.columns["molecule"] == molt5.columns["molecule"]
@@ -137,14 +145,20 @@ def test_demo_generator_is_deterministic_and_unique() -> None:
 
 
 def test_demo_descriptions_follow_the_structure() -> None:
-    by_smiles = {m.smiles: m for m in generate(2000, seed=0)}
-    # benzoic acid, if generated, is described with the lowest numbering
-    benzoic = by_smiles.get("O=C(O)c1ccccc1")
-    if benzoic is not None:
-        assert benzoic.description.startswith("The molecule is a benzene carrying a carboxy group at position 1.")
-    # every description names the right number of substituents, and the atoms add up
-    for m in list(by_smiles.values())[:200]:
+    from repmix_orma.demo import SCAFFOLDS, SUBSTITUENTS, _lowest_numbering, _symmetries
+
+    benzene = next(s for s in SCAFFOLDS if s.name == "benzene")
+    carboxy, chloro = (next(s for s in SUBSTITUENTS if s.name == n) for n in ("carboxy", "chloro"))
+    symmetries = _symmetries(Chem.MolFromSmiles(benzene.smiles))
+    assert len(symmetries) == 12  # the dihedral group of the hexagon
+    # one group anywhere on benzene is "at position 1"; para is 1,4 whichever atoms it sits on
+    assert _lowest_numbering([(carboxy, 4)], symmetries) == [(carboxy, 1)]
+    assert _lowest_numbering([(chloro, 3), (carboxy, 6)], symmetries) == [(carboxy, 1), (chloro, 4)]
+    # every description names its substituents once each, in position order
+    for m in generate(200, seed=5):
         assert m.description.count(" group at position ") == len(m.substituents)
+        positions = [p for _, p in m.substituents]
+        assert positions == sorted(positions)
 
 
 def test_demo_dataset_splits_and_cache(cache_dir: str) -> None:

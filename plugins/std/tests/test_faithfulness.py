@@ -37,9 +37,9 @@ MINILM_YAML = """
 model:
   towers:
     text:
-      tokenizer: {type: hf-tokenizer, model: all-MiniLM-L6-v2, max_length: 256}
-      encoder:   {type: hf-transformer, model: all-MiniLM-L6-v2}
-      poolers:   {sentence: {type: mean, normalize: true}}
+      tokenizer: {type: std.hf-tokenizer, model: all-MiniLM-L6-v2, max_length: 256}
+      encoder:   {type: std.hf-transformer, model: all-MiniLM-L6-v2}
+      poolers:   {sentence: {type: std.mean, normalize: true}}
 """
 
 

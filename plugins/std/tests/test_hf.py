@@ -85,9 +85,9 @@ def test_unknown_model_in_yaml_is_located_at_its_line(tiny_hf_model_dir: str) ->
         "model:\n"
         "  towers:\n"
         "    text:\n"
-        f"      tokenizer: {{type: hf-tokenizer, model: {json.dumps(tiny_hf_model_dir)}}}\n"
+        f"      tokenizer: {{type: std.hf-tokenizer, model: {json.dumps(tiny_hf_model_dir)}}}\n"
         "      encoder:\n"
-        "        type: hf-transformer\n"
+        "        type: std.hf-transformer\n"
         "        model: no-such-model\n"
     )
     with pytest.raises(ConfigError) as info:
@@ -240,15 +240,15 @@ def test_yaml_pipeline_on_tiny_model(tiny_hf_model_dir: str) -> None:
         "model:\n"
         "  towers:\n"
         "    text:\n"
-        f"      tokenizer: {{type: hf-tokenizer, model: {model_dir}, max_length: 32}}\n"
-        f"      encoder: {{type: hf-transformer, model: {model_dir}, granularities: {{token: -1, base: -2}}}}\n"
-        "      poolers: {sentence: {type: mean, normalize: true}, first: {type: cls, source: base}}\n"
+        f"      tokenizer: {{type: std.hf-tokenizer, model: {model_dir}, max_length: 32}}\n"
+        f"      encoder: {{type: std.hf-transformer, model: {model_dir}, granularities: {{token: -1, base: -2}}}}\n"
+        "      poolers: {sentence: {type: std.mean, normalize: true}, first: {type: std.cls, source: base}}\n"
         "  alignments:\n"
-        "    coarse: {type: cosine, between: [text.sentence, text.sentence]}\n"
-        "    fine: {type: maxsim, between: [text.token, text.base]}\n"
+        "    coarse: {type: std.cosine, between: [text.sentence, text.sentence]}\n"
+        "    fine: {type: std.maxsim, between: [text.token, text.base]}\n"
         "  losses:\n"
-        "    - {type: info-nce, on: coarse}\n"
-        "    - {type: info-nce, on: fine, weight: 0.5, learnable_temperature: true}\n"
+        "    - {type: std.info-nce, on: coarse}\n"
+        "    - {type: std.info-nce, on: fine, weight: 0.5, learnable_temperature: true}\n"
     )
     plan = plan_model(cfg)
     assert plan.towers["text"].num_layers == 3
@@ -273,11 +273,11 @@ def test_maxsim_on_pooled_vectors_is_rejected_by_check(tiny_hf_model_dir: str) -
         "model:\n"
         "  towers:\n"
         "    text:\n"
-        f"      tokenizer: {{type: hf-tokenizer, model: {model_dir}}}\n"
-        f"      encoder: {{type: hf-transformer, model: {model_dir}}}\n"
-        "      poolers: {sentence: {type: mean}}\n"
+        f"      tokenizer: {{type: std.hf-tokenizer, model: {model_dir}}}\n"
+        f"      encoder: {{type: std.hf-transformer, model: {model_dir}}}\n"
+        "      poolers: {sentence: {type: std.mean}}\n"
         "  alignments:\n"
-        "    late: {type: maxsim, between: [text.sentence, text.sentence]}\n"
+        "    late: {type: std.maxsim, between: [text.sentence, text.sentence]}\n"
     )
     with pytest.raises(PipelineError, match="sequence"):
         plan_model(cfg)

@@ -30,11 +30,10 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
-from torch import Tensor, nn
-
 from repmix.core.components import ComponentConfig, Encoder, Runtime
 from repmix.core.errors import ConfigError
 from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from torch import Tensor, nn
 
 from repmix_matryoshka2d import CITATION
 

@@ -21,11 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
-from torch import Tensor
-
 from repmix.core.components import ComponentConfig
 from repmix.core.data import Evaluator, Examples
 from repmix.core.errors import ConfigError, InputError
+from torch import Tensor
 
 from repmix_matryoshka2d import CITATION
 from repmix_matryoshka2d.layers import layer_count, repool

@@ -32,11 +32,10 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
-from torch import Tensor
-
 from repmix.core.components import ComponentConfig, Loss, LossInputs, Runtime
 from repmix.core.errors import ConfigError, InputError, PipelineError
 from repmix.core.types import Encoded, Granularity, LossOutput
+from torch import Tensor
 
 from repmix_matryoshka2d import CITATION
 from repmix_matryoshka2d.layers import layer_count, repool
@@ -182,7 +181,7 @@ class Matryoshka2dLoss(Loss):
             base_cls.signature(base.config, list(on))
         except ConfigError as err:
             raise PipelineError(
-                f"matryoshka2d hands its base loss {type_name!r} the one alignment {list(on)[0]!r}, "
+                f"matryoshka2d hands its base loss {type_name!r} the one alignment {next(iter(on))!r}, "
                 f"which the base loss does not accept: {err.message}",
                 found=type_name,
             ) from None

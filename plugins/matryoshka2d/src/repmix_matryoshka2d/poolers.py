@@ -20,11 +20,10 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from torch import Tensor
-
 from repmix.core.components import ComponentConfig, Pooler, PoolerConfig, Runtime
 from repmix.core.errors import InputError, PipelineError
 from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from torch import Tensor
 
 from repmix_matryoshka2d import CITATION
 

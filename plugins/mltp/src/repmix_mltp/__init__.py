@@ -8,7 +8,7 @@ Poolers (entry points, imported only when a config names them):
   mean over latents, L2;
 * ``mltp.last-layer``: the same resampler over every token of the last layer;
 * ``mltp.eos``: the last real token (EOS-last);
-* ``mltp.mean``: the masked mean of the last layer.
+* ``mltp.token-mean``: the masked mean of the last layer.
 """
 
 __version__ = "1.0.0"

@@ -18,7 +18,7 @@ is read through the mask, so the output does not depend on the padding side.
 last layer; unlike the official code it masks padded tokens out of the attention (the official
 code attends to padding), so padding never changes the output.
 
-``mltp.eos`` / ``mltp.mean`` are the baselines the paper compares with; they equal
+``mltp.eos`` / ``mltp.token-mean`` are the baselines the paper compares with; they equal
 sentence-transformers' ``Pooling(pooling_mode="lasttoken" | "mean")``.
 """
 
@@ -29,11 +29,10 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
-from torch import Tensor, nn
-
 from repmix.core.components import ComponentConfig, Pooler, PoolerConfig, Runtime
 from repmix.core.errors import ConfigError, InputError, PipelineError
 from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from torch import Tensor, nn
 
 from repmix_mltp import CITATION
 
@@ -206,10 +205,9 @@ class MultiLayerTrainablePooler(Pooler):
         mask = encoded[self.config.source].full_mask()
         pick = last_real if self.config.token == "last" else first_real
         # The pooled layers count from the bottom; an encoder cut short (e.g. re-pooled at a shallower
-        # layer) gives fewer states, and the layers it lacks are simply absent.
-        available = [i for i in self.indices if i < len(encoded.layers)]
-        if not available:
-            raise InputError(f"mltp.multi-layer: none of the layers {self.indices} is among the {len(encoded.layers)} given")
+        # layer by matryoshka2d) gives fewer states, and the layers it lacks are simply absent. A
+        # network cut below every pooled layer (only the embedding output left) pools its deepest state.
+        available = [i for i in self.indices if i < len(encoded.layers)] or [len(encoded.layers) - 1]
         return torch.stack([pick(encoded.layers[i], mask) for i in available], dim=1)
 
     def forward(self, encoded: Encoded) -> Granularity:
@@ -277,7 +275,7 @@ class MeanPooler(Pooler):
     citation: ClassVar[str] = CITATION
 
     class Config(_SimpleConfig):
-        """Options of ``mltp.mean``."""
+        """Options of ``mltp.token-mean``."""
 
     config: Config
 
@@ -289,8 +287,8 @@ class MeanPooler(Pooler):
 
 
 __all__ = [
-    "EosPooler",
     "GEGLU",
+    "EosPooler",
     "LastLayerTrainablePooler",
     "LatentResampler",
     "MeanPooler",

