@@ -16,10 +16,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-WORDS = (
-    "the a an of and or to in on at for with is are was be it this that man woman child dog cat horse car "
-    "molecule acid water hello world sentence word text longer short one two three"
-).split()
+WORDS = ["the", "a", "an", "of", "and", "or", "to", "in", "on", "at", "for", "with", "is", "are", "was", "be", "it", "this", "that", "man", "woman", "child", "dog", "cat", "horse", "car", "molecule", "acid", "water", "hello", "world", "sentence", "word", "text", "longer", "short", "one", "two", "three"]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 CHARS = list("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'-()=#[]@+")
 

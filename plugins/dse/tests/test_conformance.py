@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 from repmix.sdk.conformance import Case, conformance_cases
 
 #: (y, z) per pair, as dse.distill-pairs provides them.

@@ -15,7 +15,6 @@ import math
 
 import pytest
 import torch
-
 from repmix.core.components import LossInputs, Runtime
 from repmix.core.types import Alignment, Encoded, Granularity, GranularitySpec
 from repmix_dse.aligners import PairHeadAligner, pair_features
@@ -89,10 +88,9 @@ def test_pooler_ignores_position_zero() -> None:
 
 
 def test_pooler_equals_the_official_formula_on_bert(tiny_hf_model_dir: str) -> None:
-    from transformers import AutoModel, AutoTokenizer
-
     from repmix.core.assembly import build_model, plan_model
     from repmix.core.configio import LocatedConfig, parse_yaml
+    from transformers import AutoModel, AutoTokenizer
 
     text = f"""
 model:

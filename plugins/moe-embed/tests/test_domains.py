@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from repmix.core.components import Runtime
 from repmix.core.errors import ConfigError, InputError
 from repmix_moe_embed.encoder import MoETransformer

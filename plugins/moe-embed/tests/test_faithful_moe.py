@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
-
 from repmix.core.assembly import build_model, plan_model
 from repmix.core.configio import LocatedConfig, parse_yaml
+from torch import nn
 
 TEXTS = ["hello world", "CC(=O)O", "a longer sentence about the molecule and water", "C1=CC=CC=C1", "one"]
 TOLERANCE = 1e-5

@@ -122,7 +122,9 @@ def test_paired_logits_equal_reference_loops(batch, include_padding: bool, mode:
         cost = loops.orma_cost(a.hidden[i].tolist(), a.mask[i].tolist(), b.hidden[i].tolist(), b.mask[i].tolist(), EPS)
         index = loops.assign(loops.ipot(cost, 0.5, 50, EPS), a.mask[i].tolist(), b.mask[i].tolist(), mode)
         counted = [True] * 8 if include_padding else a.mask[i].tolist()
-        assert out.detail["assignment"][i].tolist() == [k if c else -1 for k, c in zip(index, counted)]
+        real_motif = b.mask[i].tolist()
+        expected_index = [k if c and real_motif[k] else -1 for k, c in zip(index, counted)]
+        assert out.detail["assignment"][i].tolist() == expected_index
         phrases = loops.multitokens(a.hidden[i].tolist(), index, counted, 4, EPS)
         torch.testing.assert_close(out.detail["multitoken"][i], torch.tensor(phrases, dtype=torch.float64))
 

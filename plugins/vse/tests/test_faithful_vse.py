@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from repmix.core.components import LossInputs, Runtime
 from repmix.core.types import Alignment
 from repmix_vse.loss import VseHingeLoss

@@ -11,7 +11,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-WORDS = "the a of and is are query document passage answer question model data test about molecule word".split()
+WORDS = ["the", "a", "of", "and", "is", "are", "query", "document", "passage", "answer", "question", "model", "data", "test", "about", "molecule", "word"]
 CHARS = list("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'-()")
 
 

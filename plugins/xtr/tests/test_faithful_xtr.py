@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from repmix.core.components import Runtime
 from repmix.core.types import Granularity
 from repmix_xtr.aligner import EMPTY_DOCUMENT_SCORE, XTRAligner, faiss_available

@@ -12,11 +12,10 @@ from typing import ClassVar
 
 import torch
 from pydantic import Field
-from torch import Tensor, nn
-
 from repmix.core.components import Aligner, ComponentConfig, Runtime
 from repmix.core.errors import ConfigError
 from repmix.core.types import Alignment, Granularity
+from torch import Tensor, nn
 
 from repmix_dse import CITATION
 

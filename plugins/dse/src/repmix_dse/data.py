@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from repmix.core.components import ComponentConfig, Runtime
 from repmix.core.data import Dataset, Examples
 from repmix.core.errors import InputError
@@ -66,7 +66,10 @@ class DistillPairsConfig(ComponentConfig):
     )
     target: str | None = Field("score", description="column of the task label y (null: teacher scores only)")
     target_scale: float = Field(1.0, description="multiply the task label by this (e.g. 0.2: STS 0-5 -> 0-1)")
-    limit: int | None = Field(None, ge=1, description="keep the first N pairs of the file")
+    limit: int | None = Field(
+        None, ge=1, description="keep N pairs: the first N of a seeded permutation, in file order (as std's datasets)"
+    )
+    subset_seed: int = Field(0, description="seed of the limit permutation")
     teacher: TeacherConfig = Field(description="the teacher: {scores: FILE} or {model: PATH}")
 
     @model_validator(mode="after")
@@ -184,8 +187,9 @@ class DistillPairsDataset(Dataset):
         towers = list(c.fields)
         text_cols = [c.fields[t] for t in towers]
         idx = _columns(path, header, text_cols + ([c.target] if c.target else []))
-        if c.limit is not None:
-            rows = rows[: c.limit]
+        if c.limit is not None and c.limit < len(rows):
+            keep = np.random.default_rng(c.subset_seed).permutation(len(rows))[: c.limit]
+            rows = [rows[int(i)] for i in sorted(keep)]
         pairs: list[tuple[str, str]] = []
         labels: list[float] = []
         for n, row in enumerate(rows, start=2):

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-import torch
 import torch.nn.functional as F
 from pydantic import Field
-from torch import Tensor
-
 from repmix.core.components import ComponentConfig, Loss, LossInputs, Runtime
 from repmix.core.errors import InputError
 from repmix.core.types import LossOutput
+from torch import Tensor
 
 from repmix_dse import CITATION
 

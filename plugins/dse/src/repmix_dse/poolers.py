@@ -12,7 +12,6 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-
 from repmix.core.components import Pooler, PoolerConfig, Runtime
 from repmix.core.errors import PipelineError
 from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec

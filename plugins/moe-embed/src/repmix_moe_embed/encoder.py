@@ -23,14 +23,13 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
-from torch import Tensor, nn
-
 from repmix.core.components import ComponentConfig, Encoder, Runtime
 from repmix.core.errors import ConfigError, InputError
 from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from torch import Tensor, nn
 
 from repmix_moe_embed import CITATION
-from repmix_moe_embed.models import hf_config, resolve_model_dir, validate_model
+from repmix_moe_embed.models import hf_config, resolve_model_dir
 from repmix_moe_embed.tokenizer import DOMAIN_KEY
 
 _MODEL_INPUTS: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids", "position_ids")

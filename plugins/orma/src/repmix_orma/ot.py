@@ -230,8 +230,8 @@ class OTMultiTokenAligner(Aligner):
     ``score = first_ij · second_ij``, in blocks, ``B_a·B_b`` problems.
 
     ``Alignment.detail``: ``scoring``, and (within ``detail_max_elements``)
-    ``plan`` [.., T, M], ``assignment`` [.., T] (motif index, -1 for a token
-    counted in no multi-token vector), ``multitoken`` [.., M, D], ``first`` and
+    ``plan`` [.., T, M], ``assignment`` [.., T] (motif index; -1 for a token
+    that joins no real motif's multi-token vector), ``multitoken`` [.., M, D], ``first`` and
     ``second`` [.., D]; leading dims ``[B]`` when paired, ``[B_a, B_b]`` otherwise.
     """
 
@@ -415,7 +415,8 @@ class OTMultiTokenAligner(Aligner):
         first, second = sparc_pool(
             phrase, y_mask, y, y_mask, epsilon=self.config.epsilon, include_padding=self.config.include_padding
         )
-        detail = {"plan": plan, "assignment": index.masked_fill(~counted, -1), "multitoken": phrase}
+        lands = y_mask.expand(*index.shape[:-1], y_mask.shape[-1]).gather(-1, index)
+        detail = {"plan": plan, "assignment": index.masked_fill(~(counted & lands), -1), "multitoken": phrase}
         return first, second, detail
 
     def forward(self, a: Granularity, b: Granularity) -> Alignment:

@@ -20,11 +20,10 @@ from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
-from torch import Tensor
-
 from repmix.core.components import ComponentConfig, Loss, LossInputs
 from repmix.core.errors import InputError
 from repmix.core.types import LossOutput
+from torch import Tensor
 
 
 def vse_hinge_costs(scores: Tensor, margin: float, max_violation: bool) -> tuple[Tensor, Tensor]:

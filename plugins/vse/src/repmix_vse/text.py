@@ -15,6 +15,7 @@ which is exactly ``x @ W`` for the sparse ``x`` without materialising it.
 
 from __future__ import annotations
 
+import itertools
 import re
 import zlib
 from collections import Counter
@@ -22,13 +23,11 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field, model_validator
-from torch import Tensor, nn
-
 from repmix.core.components import ComponentConfig, Encoder, Runtime, Tokenizer
 from repmix.core.errors import ConfigError
 from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from torch import Tensor, nn
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -178,7 +177,7 @@ class NgramMLPEncoder(Encoder):
         self.embed = nn.EmbeddingBag(vocab, sizes[0], mode="sum")
         self.bias = nn.Parameter(torch.zeros(sizes[0]))
         nn.init.normal_(self.embed.weight, std=sizes[0] ** -0.5)
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
         self.act = nn.ReLU() if config.activation == "relu" else nn.Tanh()
         self.drop = nn.Dropout(config.dropout)
 

@@ -26,11 +26,10 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from torch import Tensor
-
 from repmix.core.components import Aligner, ComponentConfig, Runtime, ShapeReq
 from repmix.core.errors import ConfigError
 from repmix.core.types import Alignment, Granularity
+from torch import Tensor
 
 #: Score of a document without any real token (as std's maxsim): finite and below every real score.
 EMPTY_DOCUMENT_SCORE = -1e9
@@ -84,23 +83,37 @@ class TokenIndex:
         return self._faiss
 
     def search(self, queries: Tensor, k: int) -> tuple[Tensor, Tensor]:
-        """Top-``k`` tokens by inner product of each of ``queries`` [N_q, D]: (scores, ids), best first."""
-        n_tokens = self.tokens.shape[0]
-        if self.kind == "faiss":
-            import numpy as np
+        """Top-``k`` tokens by inner product of each of ``queries`` [N_q, D]: (scores, ids), best first.
 
-            q = np.ascontiguousarray(queries.detach().float().cpu().numpy())
-            _, ids_np = self._faiss_index().search(q, k)
-            ids = torch.from_numpy(ids_np).to(queries.device, torch.long)
-        else:
+        Works in blocks of query rows so that no intermediate exceeds
+        ``block_elements`` elements (the exact [rows, N_d] products, or the
+        gathered [rows, k, D] vectors of the faiss path).
+        """
+        n_tokens, dim = self.tokens.shape
+        if queries.shape[0] == 0:
+            empty = torch.zeros(0, k, device=queries.device)
+            return empty.to(queries.dtype), empty.long()
+        if self.kind == "exact":
             rows = max(1, self.block_elements // max(1, n_tokens))
-            parts = []
-            with torch.no_grad():
-                for start in range(0, queries.shape[0], rows):
-                    sims = queries[start : start + rows] @ self.tokens.transpose(0, 1)
-                    parts.append(sims.topk(k, dim=1).indices)
-            ids = torch.cat(parts) if parts else torch.zeros(0, k, dtype=torch.long, device=queries.device)
-        scores = (queries.unsqueeze(1) * self.tokens[ids]).sum(dim=-1)  # [N_q, k], differentiable
+            values, indices = [], []
+            for start in range(0, queries.shape[0], rows):
+                sims = queries[start : start + rows] @ self.tokens.transpose(0, 1)
+                top = sims.topk(k, dim=1)  # sorted, best first; differentiable through the values
+                values.append(top.values)
+                indices.append(top.indices)
+            return torch.cat(values), torch.cat(indices)
+        import numpy as np
+
+        q = np.ascontiguousarray(queries.detach().float().cpu().numpy())
+        _, ids_np = self._faiss_index().search(q, k)
+        ids = torch.from_numpy(ids_np).to(queries.device, torch.long)
+        rows = max(1, self.block_elements // max(1, k * dim))
+        scores = torch.cat(
+            [
+                (queries[s : s + rows].unsqueeze(1) * self.tokens[ids[s : s + rows]]).sum(dim=-1)
+                for s in range(0, queries.shape[0], rows)
+            ]
+        )  # recomputed in torch: the same values as the exact path, with gradients
         order = scores.detach().argsort(dim=1, descending=True)
         return scores.gather(1, order), ids.gather(1, order)
 
