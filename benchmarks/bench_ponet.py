@@ -72,7 +72,7 @@ def main() -> None:
     table = report.markdown_table(["T", "PoNet layer ms", "self-attention layer ms", "attention / PoNet"], rows)
     md = (
         "## PoNet vs self-attention: time against sequence length\n\n"
-        f"`python benchmarks/bench_ponet.py --base {args.base} --dim {d}` — one layer each, width {d}, "
+        f"`OMP_NUM_THREADS=1 python benchmarks/bench_ponet.py --base {args.base} --dim {d} --repeats {args.repeats}` — one layer each, width {d}, "
         f"{args.heads} heads, FFN {ffn}, batch {args.batch}, forward in eval mode, median of {args.repeats} "
         f"alternating runs. Machine: {report.machine()}.\n\n{table}\n\n"
         f"Log-log slope of time against T ({lengths[0]}..{lengths[-1]}): PoNet **{s_p:.2f}**, "

@@ -151,6 +151,14 @@ model:
         xtr = model.aligners["xtr"](q, d).scores
         length = q.full_mask().sum(dim=1, keepdim=True)
         torch.testing.assert_close(xtr, colbert / length, atol=1e-5, rtol=1e-5)
+        # through std's evaluator scoring (one query per aligner call, the corpus in one candidate chunk):
+        # the index is built once and reused, and the scores are the aligner's own
+        from repmix_std.evaluators import alignment_scores
+
+        via_evaluator = alignment_scores(
+            model, "xtr", "query", queries, "document", docs, chunk_size=1, candidate_chunk_size=len(docs)
+        )
+        torch.testing.assert_close(via_evaluator, xtr.float(), atol=1e-5, rtol=1e-5)
         model.aligners["xtr"].train()  # k_train: null and every similarity > 0 -> the training scores agree too
         shifted_q = Granularity(q.hidden.abs(), q.mask)
         shifted_d = Granularity(d.hidden.abs(), d.mask)
