@@ -38,15 +38,7 @@ RESULTS_HEADER = "# Retrieval results\n\nProduced by the scripts in `benchmarks/
 def write_results(key: str, markdown: str) -> None:
     """Write the section to docs/benchmarks.md and to docs/results/retrieval.md (same markers)."""
     report.write_section(key, markdown)
-    if not RESULTS_MD.exists():
-        RESULTS_MD.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS_MD.write_text(RESULTS_HEADER, encoding="utf-8")
-    default = report.BENCHMARKS_MD
-    report.BENCHMARKS_MD = RESULTS_MD  # write_section writes to the module's target file
-    try:
-        report.write_section(key, markdown)
-    finally:
-        report.BENCHMARKS_MD = default
+    report.write_section(key, markdown, path=RESULTS_MD, header=RESULTS_HEADER)
 
 
 def load_scifact(root: Path) -> tuple[list[str], list[str], list[str], list[str], dict[str, dict[str, int]]]:

@@ -58,13 +58,13 @@ def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
     return "\n".join(out)
 
 
-def write_section(key: str, markdown: str) -> Path:
-    """Replace (or append) the section between ``<!-- key:start -->`` and ``<!-- key:end -->``."""
-    text = BENCHMARKS_MD.read_text(encoding="utf-8") if BENCHMARKS_MD.exists() else HEADER
+def write_section(key: str, markdown: str, path: Path = BENCHMARKS_MD, header: str = HEADER) -> Path:
+    """Replace (or append) the section between ``<!-- key:start -->`` and ``<!-- key:end -->`` of ``path``."""
+    text = path.read_text(encoding="utf-8") if path.exists() else header
     start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
     block = f"{start}\n{markdown.strip()}\n{end}"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
-    BENCHMARKS_MD.write_text(text, encoding="utf-8")
-    return BENCHMARKS_MD
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
