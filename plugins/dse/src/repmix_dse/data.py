@@ -212,10 +212,18 @@ class DistillPairsDataset(Dataset):
         return Examples(columns, targets, notes=[f"teacher scores for {len(pairs)} pairs"])
 
 
-def write_teacher_scores(path: Path, columns: tuple[str, str], pairs: Sequence[tuple[str, str]], scores: Sequence[float]) -> None:
-    """Write a teacher scores TSV that ``teacher: {scores: ...}`` reads back."""
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar=None, lineterminator="\n")
-        writer.writerow([columns[0], columns[1], "score"])
-        for (a, b), s in zip(pairs, scores, strict=True):
-            writer.writerow([a, b, repr(float(s))])
+def write_teacher_scores(
+    path: Path, columns: tuple[str, str], pairs: Sequence[tuple[str, str]], scores: Sequence[float]
+) -> None:
+    """Write a teacher scores TSV that ``teacher: {scores: ...}`` reads back (no quoting, as STS-B).
+
+    Texts are written verbatim (quotes stay literal); a text holding a tab or a line break cannot be
+    stored in this format and raises :class:`InputError`.
+    """
+    lines = ["\t".join((columns[0], columns[1], "score"))]
+    for (a, b), score in zip(pairs, scores, strict=True):
+        for text in (a, b):
+            if any(c in text for c in "\t\r\n"):
+                raise InputError(f"cannot write {text[:60]!r} to a TSV scores file: it holds a tab or a line break")
+        lines.append("\t".join((a, b, repr(float(score)))))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
