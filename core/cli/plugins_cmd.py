@@ -72,7 +72,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         for c in info.components:
             by_kind.setdefault(c.kind, []).append(c.name)
         for kind, names in by_kind.items():
-            print(f"  {kind + 's:':<12} {', '.join(names)}")
+            plural = "losses" if kind == "loss" else kind + "s"
+            print(f"  {plural + ':':<12} {', '.join(names)}")
         if info.hooks:
             print(f"  {'hooks:':<12} {', '.join(info.hooks)}")
     if registry.note:

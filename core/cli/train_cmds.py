@@ -21,9 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "plugins.lock, metrics.jsonl, checkpoints, the final model (model/), a loss plot, report.md and, "
         "last, metrics.json. Multi-process: torchrun --nproc_per_node N -m repmix train CONFIG.",
         epilog="examples:\n"
-        "  repmix train examples/stsb/train.yaml -o runs/stsb train.lr=3e-5\n"
+        "  repmix train examples/sts-minilm.yaml -o runs/stsb train.lr=3e-5\n"
         "  repmix train --resume runs/stsb\n"
-        "  torchrun --nproc_per_node 2 -m repmix train examples/stsb/train.yaml -o runs/stsb-ddp",
+        "  torchrun --nproc_per_node 2 -m repmix train examples/sts-minilm.yaml -o runs/stsb-ddp",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     t.add_argument(
@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "  repmix evaluate runs/stsb\n"
         "  repmix evaluate runs/stsb --data split=test\n"
         "  repmix evaluate runs/stsb --data other-data.yaml\n"
-        "  repmix evaluate examples/stsb/train.yaml -o runs/stsb-untrained",
+        "  repmix evaluate examples/sts-minilm.yaml -o runs/stsb-untrained",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     e.add_argument("source", metavar="RUN_DIR|CONFIG", help="run directory, saved-model directory or YAML config")
