@@ -128,6 +128,10 @@ evaluate: {{type: sts, on: similarity, split: dev, data: {{type: sts, path: {sts
     md = (tmp_path / "out" / "grid.md").read_text()
     assert "## pooler=mean (mean of 2 runs)" in md and "| 3 |" in md
     assert (tmp_path / "out" / "grid.png").stat().st_size > 1000
+    # redrawn from grid.csv alone: the same table
+    (tmp_path / "out" / "grid.png").unlink()
+    assert main(["-o", str(tmp_path / "out"), "--from-csv"]) == 0
+    assert (tmp_path / "out" / "grid.md").read_text() == md and (tmp_path / "out" / "grid.png").is_file()
 
 
 @pytest.mark.parametrize(("mode", "st_mode"), [("mean", "mean"), ("cls", "cls"), ("max", "max"), ("last-token", "lasttoken")])

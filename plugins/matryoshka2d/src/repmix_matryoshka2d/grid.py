@@ -2,6 +2,7 @@
 
     repmix-matryoshka2d-grid runs/ablate-sentence-embeddings -o docs/results/grid [--limit 500]
     repmix-matryoshka2d-grid runs/my-run another/run -o out/
+    repmix-matryoshka2d-grid -o out/ --from-csv          # redraw from out/grid.csv
 
 Each argument is a run directory (with ``model/``) or an ablation directory (with
 ``variants/*/model``). Every finished run's saved model is loaded and scored with
@@ -18,6 +19,7 @@ import argparse
 import csv
 import re
 import sys
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,17 @@ def score_run(run: Path, layers: list[int] | None, dims: list[int] | None, limit
     return evaluator.evaluate(model, examples)
 
 
+def read_csv(path: Path) -> dict[str, dict[tuple[int, int], float]]:
+    """The per-run cells of a grid.csv written earlier."""
+    if not path.is_file():
+        raise SystemExit(f"error: {path} does not exist; score the runs first (without --from-csv)")
+    per_run: dict[str, dict[tuple[int, int], float]] = defaultdict(dict)
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            per_run[row["run"]][(int(row["layer"]), int(row["dim"]))] = float(row["spearman"])
+    return dict(per_run)
+
+
 def parse_cells(metrics: dict[str, float]) -> dict[tuple[int, int], float]:
     """{(layer, dim): spearman} from ``spearman_L{l}_d{d}`` metrics."""
     cells = {}
@@ -84,7 +97,15 @@ def parse_cells(metrics: dict[str, float]) -> dict[tuple[int, int], float]:
     return cells
 
 
-def write_outputs(per_run: dict[str, dict[tuple[int, int], float]], out: Path) -> list[Path]:
+def short_title(variant: str, width: int = 44) -> str:
+    """A variant name wrapped for a plot title: one ``label=value`` part per line, long values cut."""
+    lines = []
+    for part in variant.split("__"):
+        lines += textwrap.wrap(part, width) or [part]
+    return "\n".join(lines)
+
+
+def write_outputs(per_run: dict[str, dict[tuple[int, int], float]], out: Path, columns: int = 2) -> list[Path]:
     """grid.csv, grid.md and (with matplotlib) grid.png; returns the written paths."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -124,9 +145,10 @@ def write_outputs(per_run: dict[str, dict[tuple[int, int], float]], out: Path) -
         print("matplotlib is not installed: grid.png not drawn (pip install 'repmix-matryoshka2d[plot]')", file=sys.stderr)
         return written
     n = len(means)
-    cols = min(n, 3)
+    cols = max(1, min(n, columns))
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, 4.4 * rows), squeeze=False)
+    fig.subplots_adjust(hspace=0.75, wspace=0.3)
     values = [v for cells in means.values() for v in cells.values()]
     lo, hi = min(values), max(values)
     for ax, (variant, cells) in zip(axes.flat, means.items()):
@@ -138,7 +160,7 @@ def write_outputs(per_run: dict[str, dict[tuple[int, int], float]], out: Path) -
         ax.set_yticks(range(len(layers)), [str(layer) for layer in layers])
         ax.set_xlabel("dim")
         ax.set_ylabel("layer")
-        ax.set_title(variant, fontsize=8)
+        ax.set_title(short_title(variant), fontsize=7)
         for i, row in enumerate(grid):
             for j, v in enumerate(row):
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < (lo + hi) / 2 else "black")
@@ -154,14 +176,23 @@ def write_outputs(per_run: dict[str, dict[tuple[int, int], float]], out: Path) -
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="repmix-matryoshka2d-grid", description=__doc__.split("\n\n")[0])
-    parser.add_argument("paths", nargs="+", type=Path, help="run directories or ablation directories")
+    parser.add_argument("paths", nargs="*", type=Path, help="run directories or ablation directories")
     parser.add_argument("-o", "--output", type=Path, required=True, help="directory for grid.csv, grid.md, grid.png")
     parser.add_argument("--layers", type=int, nargs="*", default=None, help="hidden-state layers (default 1..N-1)")
     parser.add_argument("--dims", type=int, nargs="*", default=None, help="widths (default: full width halved to 32)")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N pairs of the data")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--only", default=None, help="regular expression: score only runs whose name matches")
+    parser.add_argument("--columns", type=int, default=2, help="heat-maps per row of grid.png")
+    parser.add_argument("--from-csv", action="store_true",
+                        help="redraw grid.md / grid.png from OUTPUT/grid.csv instead of scoring the runs")
     args = parser.parse_args(argv)
+    if args.from_csv:
+        for path in write_outputs(read_csv(args.output / "grid.csv"), args.output, args.columns):
+            print(f"wrote {path}")
+        return 0
+    if not args.paths:
+        parser.error("give at least one run or ablation directory (or --from-csv)")
     runs = find_runs(args.paths)
     if args.only:
         runs = [r for r in runs if re.search(args.only, r.name)]
@@ -173,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = score_run(run, args.layers, args.dims, args.limit, args.batch_size)
         per_run[run.name] = parse_cells(metrics)
         print(f"[{i}/{len(runs)}] {run.name}: spearman_cosine={metrics['spearman_cosine']:.4f}", flush=True)
-    for path in write_outputs(per_run, args.output):
+    for path in write_outputs(per_run, args.output, args.columns):
         print(f"wrote {path}")
     return 0
 
