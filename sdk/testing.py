@@ -1,0 +1,62 @@
+"""Test helpers for plugin authors: a tiny random BERT that loads offline.
+
+Importing this module is cheap; torch and transformers are imported when
+:func:`write_tiny_bert` runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+#: WordPiece special tokens, in the order BERT tokenizers expect.
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def write_tiny_bert(
+    directory: Path,
+    *,
+    words: Sequence[str],
+    chars: Sequence[str],
+    layers: int = 4,
+    hidden: int = 32,
+    seed: int = 0,
+) -> Path:
+    """Write a tiny random ``BertModel`` + WordPiece tokenizer to ``directory``.
+
+    The vocabulary is the special tokens, ``words``, ``chars`` and their ``##``
+    continuations; weights are drawn under ``seed`` without disturbing the
+    caller's torch random state. Returns ``directory``.
+    """
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab: list[str] = []
+    for token in [*SPECIAL_TOKENS, *words, *chars, *(f"##{c}" for c in chars)]:
+        if token not in vocab:
+            vocab.append(token)
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    (directory / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "BertTokenizer", "do_lower_case": True, "model_max_length": 512}),
+        encoding="utf-8",
+    )
+    tokenizer = AutoTokenizer.from_pretrained(str(directory))
+    tokenizer.save_pretrained(str(directory))
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        BertModel(config).save_pretrained(str(directory))
+    finally:
+        torch.random.set_rng_state(state)
+    return directory
