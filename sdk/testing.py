@@ -21,6 +21,7 @@ def write_tiny_bert(
     chars: Sequence[str],
     layers: int = 4,
     hidden: int = 32,
+    max_positions: int = 128,
     seed: int = 0,
 ) -> Path:
     """Write a tiny random ``BertModel`` + WordPiece tokenizer to ``directory``.
@@ -50,7 +51,7 @@ def write_tiny_bert(
         num_hidden_layers=layers,
         num_attention_heads=4,
         intermediate_size=2 * hidden,
-        max_position_embeddings=128,
+        max_position_embeddings=max_positions,
         pad_token_id=tokenizer.pad_token_id,
     )
     state = torch.random.get_rng_state()

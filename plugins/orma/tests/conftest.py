@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -18,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from repmix.sdk.testing import write_tiny_bert
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -39,45 +40,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_CACHE, ignore_errors=True)
 
 
-def write_tiny_bert(directory: Path, *, layers: int = 2, hidden: int = 32, seed: int = 0) -> Path:
-    """Write a tiny random ``BertModel`` and its WordPiece tokenizer to ``directory``."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    directory.mkdir(parents=True, exist_ok=True)
-    vocab: list[str] = []
-    for token in ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_WORDS, *TINY_CHARS, *(f"##{c}" for c in TINY_CHARS)]:
-        if token not in vocab:
-            vocab.append(token)
-    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    (directory / "tokenizer_config.json").write_text(
-        json.dumps({"tokenizer_class": "BertTokenizer", "do_lower_case": True, "model_max_length": 512}),
-        encoding="utf-8",
-    )
-    tokenizer = AutoTokenizer.from_pretrained(str(directory))
-    tokenizer.save_pretrained(str(directory))
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        intermediate_size=2 * hidden,
-        max_position_embeddings=512,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        BertModel(config).save_pretrained(str(directory))
-    finally:
-        torch.random.set_rng_state(state)
-    return directory
-
-
 @pytest.fixture(scope="session")
 def tiny_hf_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Path (str) of a tiny random BERT + tokenizer written once per session."""
-    return str(write_tiny_bert(tmp_path_factory.mktemp("tiny-bert")))
+    return str(write_tiny_bert(
+        tmp_path_factory.mktemp("tiny-bert"), words=TINY_WORDS, chars=TINY_CHARS, layers=2, max_positions=512
+    ))
 
 
 @pytest.fixture(scope="session")
