@@ -69,6 +69,44 @@ def test_sinkhorn_plan_equals_pot_reference(batch, marginals: str) -> None:
         np.testing.assert_allclose(got.sum(0), ref_b, atol=1e-9)
 
 
+@pytest.mark.parametrize("log_domain", [False, True])
+def test_sinkhorn_follows_pot_iterations_per_problem(log_domain: bool) -> None:
+    """At a loose tolerance each batched problem stops where POT's per-pair loop stops: plans equal to 1e-12.
+
+    Problems of different sizes share a group (padded with zero-mass slots), so this also shows that
+    padding does not change a problem's iterates and that converged problems leave the batch.
+    """
+    lengths, motifs = [12, 7, 3, 9, 5], [4, 2, 3, 4, 1]
+    a, b = masked_batch(3, 5, 12, 6, lengths), masked_batch(4, 5, 4, 6, motifs)
+    for tol in (1e-2, 1e-4):
+        al = aligner(solver="sinkhorn", reg=0.1, tol=tol, marginals="real", log_domain=log_domain)
+        plan = al.transport_plan(a.hidden, a.mask, b.hidden, b.mask)
+        cost = orma_cost(a.hidden, a.mask, b.hidden, b.mask, EPS)
+        for i, (t, m) in enumerate(zip(lengths, motifs)):
+            c = real_block(cost[i], a, b, i, i)
+            ref = ot.sinkhorn(np.full(t, 1 / t), np.full(m, 1 / m), c, 0.1, stopThr=tol)
+            assert np.abs(real_block(plan[i], a, b, i, i) - ref).max() < 1e-12
+
+
+def test_sinkhorn_backends_agree(batch) -> None:
+    """``backend: torch`` (batched ot.sinkhorn iteration) and ``backend: pot`` (ot.solve_batch) converge alike."""
+    a, b = batch
+    plans = [
+        aligner(solver="sinkhorn", tol=1e-11, max_iter=100000, marginals="real", backend=backend).transport_plan(
+            a.hidden, a.mask, b.hidden, b.mask
+        )
+        for backend in ("torch", "pot")
+    ]
+    torch.testing.assert_close(plans[0], plans[1], atol=1e-9, rtol=0)
+
+
+def test_sinkhorn_underflow_is_a_clear_error() -> None:
+    x, y = masked_batch(8, 2, 6, 5, [6, 4]), masked_batch(9, 2, 3, 5, [3, 2])
+    al = aligner(solver="sinkhorn", reg=0.001, marginals="real", log_domain=False)
+    with pytest.raises(InputError, match="log_domain: true"):
+        al.transport_plan(x.hidden.float(), x.mask, y.hidden.float(), y.mask)
+
+
 def test_sinkhorn_plain_and_log_domain_agree(batch) -> None:
     a, b = batch
     log = aligner(solver="sinkhorn", tol=1e-10, max_iter=5000).transport_plan(a.hidden, a.mask, b.hidden, b.mask)
