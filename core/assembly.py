@@ -10,7 +10,7 @@ injecting runtime values (input dimensions, the tokenizer) into components.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from repmix.core.configio import LocatedConfig, PathKey, dotted
 from repmix.core.errors import ConfigError, PluginError
@@ -28,6 +28,9 @@ from repmix.core.spec import (
 )
 from repmix.registry.discovery import ComponentEntry
 from repmix.registry.registry import Registry, get_registry
+
+if TYPE_CHECKING:
+    from repmix.core.types import AlignmentView, EncoderSignature
 
 
 @dataclass
@@ -51,7 +54,11 @@ class PlannedComponent:
 
 @dataclass
 class TowerPlan:
-    """A tower's components and the granularities it provides."""
+    """A tower's components and the granularities it provides.
+
+    ``signature`` is the encoder's static signature (the owner's for a
+    ``shared_with`` tower).
+    """
 
     name: str
     tokenizer: PlannedComponent | None
@@ -60,6 +67,7 @@ class TowerPlan:
     granularities: dict[str, Any]
     num_layers: int | None
     shared_with: str | None = None
+    signature: EncoderSignature | None = None
 
 
 @dataclass
@@ -169,6 +177,21 @@ def _static(cfg: LocatedConfig, path: PathKey, fn: Any, *args: Any) -> Any:
         raise cfg.locate(err, path) from None
 
 
+def alignment_view(towers: dict[str, TowerPlan], plan: AlignmentPlan) -> AlignmentView:
+    """The static view of one planned alignment that :meth:`Loss.check_alignments` receives."""
+    from repmix.core.types import AlignmentView
+
+    (ta, ga), (tb, gb) = plan.between
+    sig_a, sig_b = towers[ta].signature, towers[tb].signature
+    assert sig_a is not None and sig_b is not None, "every planned tower has an encoder signature"
+    return AlignmentView(
+        plan.name,
+        ((ta, ga), (tb, gb)),
+        (towers[ta].granularities[ga], towers[tb].granularities[gb]),
+        (sig_a, sig_b),
+    )
+
+
 def plan_model(cfg: LocatedConfig, registry: Registry | None = None) -> ModelPlan:
     """Validate a config and resolve every component, without instantiating anything."""
     from repmix.core.types import GranularitySpec
@@ -215,7 +238,7 @@ def plan_model(cfg: LocatedConfig, registry: Registry | None = None) -> ModelPla
             current = type(sig)(grans, sig.num_layers, sig.layers_of)
             grans[gname] = _static(cfg, ppath, pc.cls.signature, pc.config, current)
             poolers[gname] = pc
-        towers[tname] = TowerPlan(tname, tok, enc, poolers, grans, sig.num_layers)
+        towers[tname] = TowerPlan(tname, tok, enc, poolers, grans, sig.num_layers, signature=sig)
     for tname, owner in shared.items():
         tpath = ("model", "towers", tname, "shared_with")
         if owner not in towers:
@@ -226,7 +249,9 @@ def plan_model(cfg: LocatedConfig, registry: Registry | None = None) -> ModelPla
                 allowed=sorted(towers),
             )
         o = towers[owner]
-        towers[tname] = TowerPlan(tname, None, None, {}, o.granularities, o.num_layers, shared_with=owner)
+        towers[tname] = TowerPlan(
+            tname, None, None, {}, o.granularities, o.num_layers, shared_with=owner, signature=o.signature
+        )
 
     gran_names = {t: set(p.granularities) for t, p in towers.items()}
     alignments: dict[str, AlignmentPlan] = {}
@@ -270,6 +295,8 @@ def plan_model(cfg: LocatedConfig, registry: Registry | None = None) -> ModelPla
                 raise cfg.error(f"loss reads alignment {o!r}, which is not declared", lpath + ("on",),
                                 found=o, allowed=sorted(alignments))
         _static(cfg, lpath, lc.cls.signature, lc.config, on_list)
+        views = {o: alignment_view(towers, alignments[o]) for o in on_list}
+        _static(cfg, lpath, lc.cls.check_alignments, lc.config, views)
         weight = lblock.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             raise cfg.error("'weight' must be a number", lpath + ("weight",), found=weight)

@@ -8,7 +8,8 @@ A component is a class with
 * static declarations of what it requires and provides, evaluated from the
   config alone so ``repmix check`` rejects an impossible pipeline before any
   compute (:meth:`Encoder.signature`, :meth:`Pooler.signature`,
-  :meth:`Aligner.signature`);
+  :meth:`Aligner.signature`, :meth:`Loss.signature` and
+  :meth:`Loss.check_alignments`);
 * ``__init__(config, runtime)``: runtime values such as a pooler's input
   dimension arrive in :class:`Runtime`, injected by the builder, never
   repeated in YAML.
@@ -17,7 +18,7 @@ A component is a class with
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -27,6 +28,7 @@ from torch import Tensor, nn
 from repmix.core.errors import PipelineError
 from repmix.core.types import (
     Alignment,
+    AlignmentView,
     Encoded,
     EncoderSignature,
     Granularity,
@@ -248,6 +250,10 @@ class Loss(Component, nn.Module):
     num_alignments: ClassVar[int | None] = 1
     #: True when the loss needs per-example targets (e.g. gold scores).
     needs_targets: ClassVar[bool] = False
+    #: True when the loss reads per-layer states (``Encoded.layers``) of the towers its alignments read:
+    #: the model then asks those encoders for every layer in the training forward. An instance may set
+    #: it in ``__init__`` when it depends on the config.
+    needs_layers: bool = False
 
     def __init__(self, config: ComponentConfig, runtime: Runtime) -> None:
         nn.Module.__init__(self)
@@ -260,6 +266,19 @@ class Loss(Component, nn.Module):
             raise PipelineError(
                 f"{cls.__name__} reads {cls.num_alignments} alignment(s) through 'on:', got {len(on)}"
             )
+
+    @classmethod
+    def check_alignments(cls, config: ComponentConfig, views: Mapping[str, AlignmentView]) -> None:
+        """Raise :class:`PipelineError` when the alignments read cannot work with ``config``.
+
+        Called by the planner (``repmix check``) after :meth:`signature`, with one
+        :class:`AlignmentView` per alignment named in ``on:`` (alignment name -> view):
+        the two sides' granularity specs (shape, dim) and their towers' encoder
+        signatures (per-layer states). Override it to check options against the
+        model before any compute, e.g. truncation widths against the embedding
+        width. An error is reported at the loss's YAML path (``model.losses.<i>``).
+        Default: no check.
+        """
 
     @abstractmethod
     def forward(self, inputs: LossInputs) -> LossOutput:

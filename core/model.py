@@ -118,6 +118,20 @@ class AssembledModel(nn.Module):
         batch = to_device(t.tokenizer(list(items)), self.device)
         return t(batch, output_layers=output_layers)
 
+    def encode_for_losses(self, tower: str, items: Sequence[Any]) -> Encoded:
+        """:meth:`encode` as the training objective needs it: with per-layer states where a loss reads them."""
+        return self.encode(tower, items, output_layers=True if self._layer_towers().get(tower) else None)
+
+    def _layer_towers(self) -> dict[str, bool]:
+        """Tower name -> whether a loss with ``needs_layers`` reads an alignment on it."""
+        wanted = {name: False for name in self.tower_alias}
+        for loss, on in zip(self.losses, self.loss_on):
+            if getattr(loss, "needs_layers", False):
+                for alignment in on:
+                    for tower, _ in self.alignment_between[alignment]:
+                        wanted[tower] = True
+        return wanted
+
     # ----------------------------------------------------------------- forward
     def align(self, outputs: dict[str, Encoded], names: Sequence[str] | None = None) -> dict[str, Alignment]:
         """Compute the named alignments (all by default) from tower outputs."""
@@ -129,7 +143,7 @@ class AssembledModel(nn.Module):
 
     def forward(self, inputs: dict[str, Sequence[Any]], targets: Tensor | None = None) -> ModelOutput:
         """Encode each tower's items, compute alignments and the weighted loss."""
-        outputs = {name: self.encode(name, items) for name, items in inputs.items()}
+        outputs = {name: self.encode_for_losses(name, items) for name, items in inputs.items()}
         return self.objective(outputs, targets)
 
     def objective(self, outputs: dict[str, Encoded], targets: Tensor | None = None) -> ModelOutput:

@@ -106,3 +106,31 @@ class EncoderSignature:
     granularities: dict[str, GranularitySpec]
     num_layers: int | None = None
     layers_of: str = "token"
+
+
+@dataclass(frozen=True)
+class AlignmentView:
+    """Static view of one alignment a loss reads, known before any compute.
+
+    Given to :meth:`repmix.core.components.Loss.check_alignments` by the planner
+    (``repmix check``), so a loss can check its options against the widths of
+    the embeddings it reads and the per-layer states their towers expose.
+
+    Attributes:
+        name: the alignment's name (a key of ``model.alignments``).
+        sides: the two sides as ``(tower, granularity)`` names, in ``between:`` order.
+        specs: the two sides' :class:`GranularitySpec` (``dim`` may be ``None``: unknown).
+        encoders: the :class:`EncoderSignature` of each side's tower (the owner's
+            for a ``shared_with`` tower).
+    """
+
+    name: str
+    sides: tuple[tuple[str, str], tuple[str, str]]
+    specs: tuple[GranularitySpec, GranularitySpec]
+    encoders: tuple[EncoderSignature, EncoderSignature]
+
+    @property
+    def width(self) -> int | None:
+        """The narrower known width of the two sides, or ``None`` when neither is known."""
+        dims = [s.dim for s in self.specs if s.dim is not None]
+        return min(dims) if dims else None

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from toys import TOY_CONFIG
 
+from repmix.core.assembly import plan_model
 from repmix.core.cli.main import main
+from repmix.core.components import ComponentConfig, Loss, LossInputs
+from repmix.core.configio import LocatedConfig, parse_yaml
+from repmix.core.errors import PipelineError
+from repmix.core.types import AlignmentView, EncoderSignature, GranularitySpec, LossOutput
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -141,3 +148,84 @@ def test_debug_shows_traceback(tmp_path: Path, toy_plugin: Path, capsys: pytest.
     p = write(tmp_path, TOY_CONFIG.replace("toy-mean", "toy-meen"))
     code, _, err = run(["--debug", "check", str(p)], capsys)
     assert code == 2 and "Traceback" in err
+
+
+class ViewCheckingLoss(Loss):
+    """Records the views ``check_alignments`` receives; rejects embeddings wider than ``max_dim``."""
+
+    citation: ClassVar[str] = "test"
+    num_alignments: ClassVar[int | None] = None
+    seen: ClassVar[list[dict[str, AlignmentView]]] = []
+
+    class Config(ComponentConfig):
+        max_dim: int = 1000
+
+    @classmethod
+    def check_alignments(cls, config: ComponentConfig, views: Mapping[str, AlignmentView]) -> None:
+        assert isinstance(config, cls.Config)
+        cls.seen.append(dict(views))
+        for name, view in views.items():
+            if view.width is not None and view.width > config.max_dim:
+                raise PipelineError(
+                    f"alignment {name!r} reads width {view.width}, over max_dim {config.max_dim}",
+                    hint="lower the width",
+                )
+
+    def forward(self, inputs: LossInputs) -> LossOutput:
+        raise NotImplementedError
+
+
+TWO_ALIGNMENTS = TOY_CONFIG.replace(
+    "    document: {shared_with: query}\n",
+    "    document: {shared_with: query}\n"
+    "    other:\n"
+    "      tokenizer: {type: chars}\n"
+    "      encoder: {type: no-layers, dim: 16}\n"
+    "      poolers: {pooled: {type: toy-mean}}\n",
+).replace(
+    "    sim: {type: toy-cosine, between: [query.sentence, document.sentence]}\n",
+    "    sim: {type: toy-cosine, between: [query.sentence, document.sentence]}\n"
+    "    cross: {type: toy-cosine, between: [other.pooled, query.sentence]}\n",
+).replace("{type: contrastive, on: sim, scale: 20.0}", "{type: view-check, on: [cross, sim]}")
+
+
+def test_loss_check_alignments_receives_static_views(toy_plugin: Path, temporary_component) -> None:  # type: ignore[no-untyped-def]
+    temporary_component("loss", "view-check", ViewCheckingLoss)
+    ViewCheckingLoss.seen.clear()
+    assert "view-check" in TWO_ALIGNMENTS and "cross:" in TWO_ALIGNMENTS
+    data, lines = parse_yaml(TWO_ALIGNMENTS, "c.yaml")
+    plan_model(LocatedConfig(data, lines, "c.yaml"))
+    assert len(ViewCheckingLoss.seen) == 1
+    views = ViewCheckingLoss.seen[0]
+    assert list(views) == ["cross", "sim"]  # the order of 'on:'
+    layered = EncoderSignature({"token": GranularitySpec("sequence", 16)}, num_layers=2)
+    flat = EncoderSignature({"token": GranularitySpec("sequence", 16)}, num_layers=None)
+    pooled = GranularitySpec("pooled", 16)
+    # A shared_with tower (document) sees its owner's encoder signature.
+    assert views["sim"] == AlignmentView(
+        "sim", (("query", "sentence"), ("document", "sentence")), (pooled, pooled), (layered, layered)
+    )
+    assert views["cross"] == AlignmentView(
+        "cross", (("other", "pooled"), ("query", "sentence")), (pooled, pooled), (flat, layered)
+    )
+    assert views["cross"].width == 16
+
+
+def test_alignment_view_width() -> None:
+    sig = EncoderSignature({})
+    view = AlignmentView("a", (("x", "g"), ("y", "g")), (GranularitySpec("pooled", 8), GranularitySpec("pooled", None)), (sig, sig))
+    assert view.width == 8
+    unknown = AlignmentView("a", (("x", "g"), ("y", "g")), (GranularitySpec("pooled"),) * 2, (sig, sig))
+    assert unknown.width is None
+
+
+def test_loss_check_alignments_error_is_located(check, temporary_component) -> None:  # type: ignore[no-untyped-def]
+    temporary_component("loss", "view-check", ViewCheckingLoss)
+    text = TOY_CONFIG.replace("{type: contrastive, on: sim, scale: 20.0}", "{type: view-check, on: sim, max_dim: 8}")
+    code, err = check(text)
+    assert code == 2
+    assert err.startswith("error: ") and err.count("error:") == 1, err
+    assert "config.yaml:12: model.losses.0: alignment 'sim' reads width 16, over max_dim 8" in err
+    assert "lower the width" in err
+    ok, err = check(text.replace("max_dim: 8", "max_dim: 16"))
+    assert ok == 0, err

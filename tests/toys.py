@@ -113,6 +113,21 @@ class ContrastiveLoss(Loss):
         return LossOutput(nn.functional.cross_entropy(scores, labels), {"scale": self.config.scale})
 
 
+class LayerContrastiveLoss(ContrastiveLoss):
+    """:class:`ContrastiveLoss` plus the mean first-layer norm of the query tower (reads per-layer states)."""
+
+    needs_layers = True
+
+    def forward(self, inputs: LossInputs) -> LossOutput:
+        assert inputs.model is not None
+        (tower, _), _ = inputs.model.alignment_between[next(iter(inputs.alignments))]
+        layers = inputs.outputs[tower].layers
+        if layers is None:
+            raise AssertionError("layer-contrastive got no per-layer states")
+        base = super().forward(inputs)
+        return LossOutput(base.value + 0.0 * layers[0].norm(dim=-1).mean(), base.logs)
+
+
 TOYS: dict[tuple[str, str], type] = {
     ("tokenizer", "chars"): CharTokenizer,
     ("encoder", "embedding"): EmbeddingEncoder,
@@ -121,6 +136,7 @@ TOYS: dict[tuple[str, str], type] = {
     ("pooler", "layer-mean"): LayerMeanPooler,
     ("aligner", "toy-cosine"): CosineAligner,
     ("loss", "contrastive"): ContrastiveLoss,
+    ("loss", "layer-contrastive"): LayerContrastiveLoss,
 }
 
 GROUP_OF_KIND = {

@@ -106,7 +106,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         _echo("dry run: nothing was trained or written")
         return 0
     jobs = min(args.jobs, len(ablation.variants))
-    threads = max(1, ab.available_cores() // jobs)
+    threads = ab.job_env(jobs)["OMP_NUM_THREADS"]
     _echo(f"{jobs} job(s) at a time, {threads} torch thread(s) each; logs in {out / ab.LOGS_DIR}")
     outcomes = ab.run_ablation(ablation, out, jobs=args.jobs, echo=_echo)
     written = ab.write_results(ablation, out, outcomes)

@@ -196,7 +196,7 @@ class Objective(nn.Module):
         self, inputs: dict[str, list[Any]], targets: Tensor | None = None
     ) -> tuple[Tensor | None, dict[str, float]]:
         model: Any = self.model
-        outputs = {name: model.encode(name, items) for name, items in inputs.items()}
+        outputs = {name: model.encode_for_losses(name, items) for name, items in inputs.items()}
         if self.gather:
             outputs = {name: gather_encoded(enc) for name, enc in outputs.items()}
             if targets is not None:

@@ -42,7 +42,9 @@ def check(model: str, *, encoder: str = HF, pooler: str = MEAN, loss: str = M2D)
 
 
 def test_a_valid_pipeline_passes(tiny_bert_dir: str) -> None:
-    check(tiny_bert_dir, pooler="{type: matryoshka2d.truncate, layer: 2, dim: 16}")
+    check(tiny_bert_dir)
+    # The loss's dims fit the pooled width (16), not only the encoder's (32).
+    check(tiny_bert_dir, pooler="{type: matryoshka2d.truncate, layer: 2, dim: 16}", loss=M2D.replace("32, 16", "16, 8"))
 
 
 def test_truncate_dim_larger_than_the_encoder(tiny_bert_dir: str) -> None:
@@ -131,3 +133,121 @@ def test_unknown_base_loss_is_located(tiny_bert_dir: str) -> None:
 def test_matryoshka2d_reads_one_alignment(tiny_bert_dir: str) -> None:
     with pytest.raises(PipelineError, match=r"reads 1 alignment\(s\) through 'on:', got 2"):
         check(tiny_bert_dir, loss="{type: matryoshka2d, on: [similarity, similarity], base: {type: mnrl}, dims: [16]}")
+
+
+# ---------------------------------------------------------------------------
+# The loss's own options against the model: Loss.check_alignments (static views
+# of the alignment's sides), reported by `repmix check` at model.losses.0.
+
+TOY = """
+model:
+  towers:
+    text:
+      tokenizer: {{type: bytes}}
+      encoder: {{type: {encoder}}}
+      poolers: {{sentence: {{type: mean}}}}
+  alignments:
+    similarity: {{type: cosine, between: [text.{gran}, text.{gran}]}}
+  losses:
+    - {loss}
+"""
+
+
+class PooledEncoder(Encoder):
+    """Bytes -> [B, T, 8] tokens and a [B, 8] 'pooled' granularity of its own; 3 per-layer states."""
+
+    citation: ClassVar[str] = "test"
+
+    class Config(ComponentConfig):
+        """No options."""
+
+    @classmethod
+    def signature(cls, config: ComponentConfig) -> EncoderSignature:
+        specs = {"token": GranularitySpec("sequence", 8), "pooled": GranularitySpec("pooled", 8)}
+        return EncoderSignature(specs, num_layers=3)
+
+    def forward(self, batch, output_layers: bool = False) -> Encoded:  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+
+def check_toy(register, encoder: str, loss: str, gran: str = "sentence") -> None:  # type: ignore[no-untyped-def]
+    register("encoder", "no-layers", NoLayersEncoder)
+    register("encoder", "pooled", PooledEncoder)
+    register("tokenizer", "bytes", ByteTokenizer)
+    data, lines = parse_yaml(TOY.format(encoder=encoder, gran=gran, loss=loss), "c.yaml")
+    plan_model(LocatedConfig(data, lines, "c.yaml"))
+
+
+def test_valid_loss_options_pass(tiny_bert_dir: str) -> None:
+    # 32 = the tiny BERT's width; 4 hidden states (embedding output + 3 layers), so 0..2 are prior layers.
+    check(tiny_bert_dir, loss="{type: matryoshka2d, on: similarity, base: {type: mnrl}, dims: [32, 8], "
+          "prior_layers: [0, 2]}")
+    check(tiny_bert_dir, loss="{type: matryoshka2d, on: similarity, base: {type: mnrl}, dims: [32], "
+          "prior_layers: transformer}")
+
+
+def test_loss_dims_wider_than_the_embeddings(tiny_bert_dir: str) -> None:
+    with pytest.raises(PipelineError) as err:
+        check(tiny_bert_dir, loss="{type: matryoshka2d, on: similarity, base: {type: mnrl}, dims: [64, 16]}")
+    text = err.value.render()
+    assert text.startswith("error: c.yaml:12: model.losses.0: "), text
+    assert (
+        "matryoshka2d dims [64] exceed the width 32 of the embeddings alignment 'similarity' reads "
+        "(query.sentence and document.sentence)" in text
+    )
+    assert "use dims of at most 32" in text
+
+
+def test_loss_dims_against_a_truncating_pooler(tiny_bert_dir: str) -> None:
+    # The width is the aligned granularity's (the pooler keeps 16), not the encoder's 32.
+    with pytest.raises(PipelineError, match=r"dims \[32\] exceed the width 16"):
+        check(tiny_bert_dir, pooler="{type: matryoshka2d.truncate, dim: 16}",
+              loss="{type: matryoshka2d, on: similarity, base: {type: mnrl}, dims: [32, 16]}")
+
+
+def test_loss_prior_layers_not_below_the_last_layer(tiny_bert_dir: str) -> None:
+    with pytest.raises(PipelineError) as err:
+        check(tiny_bert_dir, loss="{type: matryoshka2d, on: similarity, base: {type: mnrl}, dims: [16], "
+              "prior_layers: [1, 3, 4]}")
+    text = err.value.render()
+    assert text.startswith("error: c.yaml:12: model.losses.0: "), text
+    assert (
+        "matryoshka2d prior_layers [3, 4] are not below the last layer: the towers of alignment 'similarity' "
+        "(query.sentence and document.sentence) have 4 hidden states (0 = embedding output, 3 = last layer)"
+    ) in text
+    assert "use prior layers from 0 to 2" in text
+
+
+def test_loss_prior_layers_against_an_early_exit(tiny_bert_dir: str) -> None:
+    enc = "{{type: matryoshka2d.early-exit, model: {model}, exit_layer: 2}}"
+    loss = "{type: matryoshka2d, on: similarity, base: {type: mnrl}, dims: [16], prior_layers: [2]}"
+    with pytest.raises(PipelineError, match=r"prior_layers \[2\] are not below .* have 3 hidden states"):
+        check(tiny_bert_dir, encoder=enc, loss=loss)
+    check(tiny_bert_dir, encoder=enc, loss=loss.replace("[2]", "[1]"))
+
+
+def test_loss_prior_layers_on_an_encoder_without_layers(temporary_component) -> None:  # type: ignore[no-untyped-def]
+    loss = "{type: matryoshka2d, on: similarity, base: {type: mnrl}, dims: [8, 4]}"
+    with pytest.raises(PipelineError) as err:
+        check_toy(temporary_component, "no-layers", loss)
+    text = err.value.render()
+    assert text.startswith("error: c.yaml:11: model.losses.0: "), text
+    assert (
+        "matryoshka2d re-pools text.sentence from prior layers (n_layers_per_step: 1), but the encoder of "
+        "tower 'text' exposes no per-layer hidden states" in text
+    )
+    assert "set n_layers_per_step: 0" in text
+    # Plain (1D) Matryoshka reads no prior layer: fine on such an encoder; the dims are still checked.
+    check_toy(temporary_component, "no-layers", loss[:-1] + ", n_layers_per_step: 0}")
+    with pytest.raises(PipelineError, match=r"dims \[16\] exceed the width 8"):
+        check_toy(temporary_component, "no-layers", loss.replace("[8, 4]", "[16]")[:-1] + ", n_layers_per_step: 0}")
+
+
+def test_loss_prior_layers_of_an_encoder_granularity(temporary_component) -> None:  # type: ignore[no-untyped-def]
+    loss = "{type: matryoshka2d, on: similarity, base: {type: mnrl}, dims: [8]}"
+    with pytest.raises(PipelineError) as err:
+        check_toy(temporary_component, "pooled", loss, gran="pooled")
+    text = err.value.render()
+    assert "model.losses.0" in text and "'pooled' is produced by the encoder, not by a pooler" in text
+    check_toy(temporary_component, "pooled", loss[:-1] + ", n_layers_per_step: 0}", gran="pooled")
+    check_toy(temporary_component, "pooled", loss)  # text.sentence: pooled by 'mean', re-poolable

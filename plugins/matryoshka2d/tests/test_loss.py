@@ -7,7 +7,7 @@ import torch
 from repmix.core.assembly import build_model, plan_model
 from repmix.core.components import LossInputs
 from repmix.core.configio import LocatedConfig, parse_yaml
-from repmix.core.errors import InputError
+from repmix.core.errors import InputError, PipelineError
 from repmix_matryoshka2d.loss import layer_weight
 
 ANCHORS = ["a man is riding a horse", "the dog is eating food", "two women are talking", "a red car"]
@@ -44,6 +44,24 @@ def test_reduces_to_the_base_loss(tiny_bert_dir: str) -> None:
         base = model.losses[0].base
         expected = base(LossInputs(out.alignments, out.outputs, model)).value
     assert float(out.loss) == pytest.approx(float(expected), abs=1e-6)
+
+
+def test_the_model_asks_the_encoder_for_layers_the_loss_needs(tiny_bert_dir: str) -> None:
+    """No granularity reads a non-final layer, yet the training forward gets every layer (Loss.needs_layers)."""
+    def last_layer_only(options: str):  # type: ignore[no-untyped-def]
+        text = YAML.format(model=tiny_bert_dir, options=options, pooler="mean")
+        data, lines = parse_yaml(text.replace(", granularities: {token: -1, embeddings: 0}", ""), "m.yaml")
+        return build_model(plan_model(LocatedConfig(data, lines, "m.yaml"))).train()
+
+    model = last_layer_only("dims: [32, 16]")
+    assert model.losses[0].needs_layers
+    assert model.encode("query", ANCHORS[:1]).layers is None  # plain encoding stays cheap
+    torch.manual_seed(0)
+    out = model(SHORT)
+    assert out.outputs["query"].layers is not None and torch.isfinite(out.loss)
+    assert "loss0.Matryoshka2dLoss.sampled_layer" in out.logs
+    plain = last_layer_only("dims: [32, 16], n_layers_per_step: 0")
+    assert not plain.losses[0].needs_layers and plain(SHORT).outputs["query"].layers is None
 
 
 def test_kl_teacher_is_detached(tiny_bert_dir: str) -> None:
@@ -125,11 +143,25 @@ def test_layer_weights() -> None:
         layer_weight("inverse", 0)
 
 
+def build_unchecked(model_dir: str, options: str, **loss_options: object):  # type: ignore[no-untyped-def]
+    """Plan a valid config, then change the loss's options past ``repmix check`` (as programmatic use can)."""
+    text = YAML.format(model=model_dir, options=options, pooler="mean")
+    data, lines = parse_yaml(text, "m.yaml")
+    plan = plan_model(LocatedConfig(data, lines, "m.yaml"))
+    loss = plan.losses[0].component
+    loss.config = loss.config.model_copy(update=loss_options)
+    return build_model(plan)
+
+
 def test_runtime_errors_are_clear(tiny_bert_dir: str) -> None:
-    """What signature() cannot see (the core gives losses no encoder info) is caught at the first forward."""
-    too_wide = build(tiny_bert_dir, "dims: [64, 8], n_layers_per_step: 0")
+    """``repmix check`` rejects these (test_check_errors.py); a model built past it fails at the first forward."""
+    with pytest.raises(PipelineError, match=r"dims \[64\] exceed the width 32"):
+        build(tiny_bert_dir, "dims: [64, 8], n_layers_per_step: 0")
+    too_wide = build_unchecked(tiny_bert_dir, "dims: [32, 8], n_layers_per_step: 0", dims=[64, 8])
     with pytest.raises(InputError, match=r"dims \[64\] exceed the width 32"):
         too_wide({"query": ANCHORS, "document": POSITIVES})
-    bad_layer = build(tiny_bert_dir, "dims: [32], prior_layers: [1, 3]")
+    with pytest.raises(PipelineError, match=r"prior_layers \[3\] are not below the last layer"):
+        build(tiny_bert_dir, "dims: [32], prior_layers: [1, 3]")
+    bad_layer = build_unchecked(tiny_bert_dir, "dims: [32], prior_layers: [1, 2]", prior_layers=[1, 3])
     with pytest.raises(InputError, match=r"prior_layers \[3\] are not below the last layer"):
         bad_layer({"query": ANCHORS, "document": POSITIVES})

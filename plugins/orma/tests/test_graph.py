@@ -97,6 +97,24 @@ def test_molecules_without_motifs_fall_back_to_atoms(cache_dir: str) -> None:
     assert int(none([ASPIRIN]).num_motifs[0]) == 0
 
 
+def test_whole_molecule_motif_for_molecules_without_motifs(cache_dir: str) -> None:
+    """``empty_motifs: whole-molecule``: a motif-less molecule gets one motif of all its atoms; others unchanged."""
+    plain, whole = make(cache_dir), make(cache_dir, empty_motifs="whole-molecule")
+    assert plain.featuriser_id != whole.featuriser_id
+    for smiles in ("c1ccccc1", "CCO", "C"):
+        batch = whole([smiles])
+        n = int(batch.num_atoms[0])
+        assert int(batch.num_motifs[0]) == 1 and batch.x.shape[0] == n + 2
+        edges = {tuple(e) for e in batch.edge_index.T.tolist()}
+        assert {(a, n) for a in range(n)} <= edges and (n, n + 1) in edges  # atoms -> motif -> molecule
+        assert not any((a, n + 1) in edges for a in range(n))
+        torch.testing.assert_close(batch.x[n], batch.x[:n].mean(0))
+    for smiles in (ASPIRIN, "O=C(NC1CCCCC1)c1ccccc1"):  # molecules with motifs are not touched
+        a, b = plain([smiles]), whole([smiles])
+        assert torch.equal(a.x, b.x) and torch.equal(a.edge_index, b.edge_index)
+    assert int(make(cache_dir, motifs="none", empty_motifs="whole-molecule")([ASPIRIN]).num_motifs[0]) == 0
+
+
 def reference_collate(tok: MoleculeGraphTokenizer, smiles: list[str]) -> dict[str, torch.Tensor]:
     """Per-molecule graphs stacked with a plain loop: the reference for the vectorised collation."""
     xs, edges, graph_of, levels, slots = [], [], [], [], []

@@ -27,6 +27,7 @@ value; the options ``layer_weighting: inverse``, ``prior_layers: transformer`` a
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -34,7 +35,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 from repmix.core.components import ComponentConfig, Loss, LossInputs, Runtime
 from repmix.core.errors import ConfigError, InputError, PipelineError
-from repmix.core.types import Encoded, Granularity, LossOutput
+from repmix.core.types import AlignmentView, Encoded, Granularity, LossOutput
 from torch import Tensor
 
 from repmix_matryoshka2d import CITATION
@@ -186,8 +187,72 @@ class Matryoshka2dLoss(Loss):
                 found=type_name,
             ) from None
 
+    @classmethod
+    def check_alignments(cls, config: ComponentConfig, views: Mapping[str, AlignmentView]) -> None:
+        """Check ``dims``, ``prior_layers`` and the per-layer states against the alignment's sides.
+
+        Raises :class:`PipelineError` at ``repmix check`` time for: a dim wider than the
+        embeddings the alignment reads; prior layers requested (``n_layers_per_step`` not 0)
+        from a tower whose encoder exposes no per-layer states; an explicit ``prior_layers``
+        index not below the last hidden state; and prior layers of a granularity that no
+        pooler produces (it cannot be re-pooled per layer). The same mistakes raise an
+        :class:`InputError` at the first forward for a loss built without the planner's check.
+        """
+        assert isinstance(config, cls.Config)
+        for name, view in views.items():
+            sides = " and ".join(f"{t}.{g}" for t, g in view.sides)
+            width = view.width
+            too_wide = sorted(d for d in config.dims if width is not None and d > width)
+            if too_wide:
+                raise PipelineError(
+                    f"matryoshka2d dims {too_wide} exceed the width {width} of the embeddings alignment "
+                    f"{name!r} reads ({sides})",
+                    found=too_wide,
+                    hint=f"use dims of at most {width}",
+                )
+            if config.n_layers_per_step == 0:
+                continue
+            for (tower, gran), sig in zip(view.sides, view.encoders):
+                if not sig.num_layers:
+                    raise PipelineError(
+                        f"matryoshka2d re-pools {tower}.{gran} from prior layers (n_layers_per_step: "
+                        f"{config.n_layers_per_step}), but the encoder of tower {tower!r} exposes no per-layer "
+                        "hidden states",
+                        hint="use an encoder that exposes them (e.g. hf-transformer), or set n_layers_per_step: 0 "
+                        "for plain (1D) Matryoshka over dims only",
+                    )
+            # As at run time: the fewer hidden states of the two sides (embedding output included).
+            states = min(int(sig.num_layers or 0) for sig in view.encoders)
+            last = states - 1
+            if isinstance(config.prior_layers, list):
+                bad = sorted(layer for layer in config.prior_layers if layer >= last)
+                if bad:
+                    raise PipelineError(
+                        f"matryoshka2d prior_layers {bad} are not below the last layer: the towers of alignment "
+                        f"{name!r} ({sides}) have {states} hidden states (0 = embedding output, {last} = last layer)",
+                        found=bad,
+                        hint=f"use prior layers from 0 to {last - 1}, or prior_layers: all"
+                        if last > 0
+                        else "set n_layers_per_step: 0",
+                    )
+                has_candidates = True
+            else:
+                has_candidates = last >= (1 if config.prior_layers == "all" else 2)
+            for (tower, gran), sig in zip(view.sides, view.encoders):
+                if has_candidates and gran in sig.granularities:
+                    raise PipelineError(
+                        f"matryoshka2d re-pools {tower}.{gran} from prior layers, but {gran!r} is produced by the "
+                        "encoder, not by a pooler, so it cannot be re-pooled per layer",
+                        hint="align a pooled granularity (e.g. poolers: {sentence: {type: mean}}), or set "
+                        "n_layers_per_step: 0",
+                    )
+        base = _build_base(config.base)
+        type(base).check_alignments(base.config, views)
+
     def __init__(self, config: ComponentConfig, runtime: Runtime) -> None:
         super().__init__(config, runtime)
+        # Prior layers are re-pooled from Encoded.layers: the model asks the encoders for them.
+        self.needs_layers = self.config.n_layers_per_step != 0
         base = runtime.nested.get("base")
         if not isinstance(base, Loss):
             raise ConfigError("matryoshka2d needs its base loss built by repmix (runtime.nested['base'])")

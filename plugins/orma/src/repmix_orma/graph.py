@@ -10,7 +10,8 @@ Each molecule becomes one graph with three kinds of nodes, in this order
 * one **molecule** node, the mean of the motif features, with edges
   motif -> molecule; when a molecule has no motif (no BRICS bond, a single
   atom, ``motifs: none``) it is the mean of the atoms, with edges
-  atom -> molecule.
+  atom -> molecule. With ``empty_motifs: whole-molecule`` (not ORMA) such a
+  molecule gets one motif made of all its atoms instead (``motifs: brics`` only).
 
 **Atom features.** ORMA feeds each atom the 300-d mol2vec embedding of its
 Morgan identifier, read from Text2Mol's ``token_embedding_dict.npy``. mol2vec
@@ -265,6 +266,11 @@ class MoleculeGraphConfig(ComponentConfig):
         "subtract",
         description="multi-ring fragments: keep what is left after removing the rings (HiMol) or drop it",
     )
+    empty_motifs: Literal["none", "whole-molecule"] = Field(
+        "none",
+        description="a molecule whose decomposition yields no motif: no motif node (ORMA, HiMol) or one motif "
+        "spanning all its atoms, so the motif level has something to score",
+    )
     max_atoms: int = Field(128, ge=1, description="atoms kept in the padded 'atom' output (ORMA's num_atom)")
     max_motifs: int = Field(32, ge=1, description="motifs kept in the padded 'motif' output (ORMA's num_motif)")
     morgan_bits: int = Field(0, ge=0, le=65536, description="hashed Morgan-identifier bits per atom (0 = off)")
@@ -334,6 +340,8 @@ class MoleculeGraphTokenizer(Tokenizer):
             "elements": ELEMENTS,
             "motifs": c.motifs,
             "ring_split": c.ring_split,
+            # only when set, so the default keeps the cache folder of earlier versions
+            **({"empty_motifs": c.empty_motifs} if c.empty_motifs != "none" else {}),
             "morgan_bits": c.morgan_bits,
             "morgan_radius": c.morgan_radius if c.morgan_bits else None,
             "rdkit": rdBase.rdkitVersion,
@@ -391,6 +399,8 @@ class MoleculeGraphTokenizer(Tokenizer):
                     x[atom, offset + np.asarray(ids, dtype=np.uint64) % np.uint64(c.morgan_bits)] = 1
         bonds = bond_array(mol).astype(np.int32)
         motifs = motif_decomp(mol, c.ring_split) if c.motifs == "brics" else []
+        if not motifs and c.motifs == "brics" and c.empty_motifs == "whole-molecule" and n > 0:
+            motifs = [list(range(n))]
         sizes = [len(m) for m in motifs]
         motif_atom = np.asarray([a for m in motifs for a in m], dtype=np.int32)
         motif_id = np.repeat(np.arange(len(motifs), dtype=np.int32), sizes)
