@@ -321,6 +321,17 @@ def test_override_of_a_varied_key_is_refused(toy_env: Path, tmp_path: Path, caps
     assert "which the seeds: varies" in capsys.readouterr().err
 
 
+def test_override_inside_a_block_the_grid_replaces_is_refused(
+    toy_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    grid = grid_file(tmp_path, "grid:\n  model.towers.query.poolers.sentence: [{type: toy-mean}, {type: layer-mean}]\n")
+    args = ["ablate", str(grid), "model.towers.query.poolers.sentence.normalize=false", "-o", str(tmp_path / "out")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "inside 'model.towers.query.poolers.sentence', which the grid replaces as a whole" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_variant_config_values_and_dry_run(toy_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     grid = grid_file(tmp_path, """\
         grid:

@@ -573,6 +573,14 @@ def _check_cli_overrides(spec: AblationSpec, overrides: Sequence[str]) -> None:
                 f"override {text!r} sets {key!r}, which the {what} varies", file=COMMAND_LINE,
                 hint="drop the override, or remove the key from the grid file",
             )
+        # Variants are applied after the command line: a grid value replacing a whole block would drop it.
+        above = sorted(v for v in varied if key.startswith(v + "."))
+        if above:
+            raise ConfigError(
+                f"override {text!r} sets {key!r} inside {above[0]!r}, which the grid replaces as a whole "
+                "in every variant, so the override would be lost", file=COMMAND_LINE,
+                hint=f"put the setting into each value of {above[0]!r} in the grid file",
+            )
 
 
 def prepare(

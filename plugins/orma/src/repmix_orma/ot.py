@@ -232,11 +232,13 @@ def batched_sinkhorn_knopp(
                     break
                 active, k, ua, va = active[keep], k[keep], ua[keep], va[keep]
                 ta, tb, b_act = ta[keep], tb[keep], b_act[keep]
+    # Finite scalings give a finite plan (zero-mass slots: u = 0, log u = -inf, both fine).
+    finite = bool((torch.isfinite(u) | (a == 0)).all()) and bool((torch.isfinite(v) | (b == 0)).all())
     if log_domain:
         plan = torch.exp(kernel + u.unsqueeze(-1) + v.unsqueeze(-2))
     else:
         plan = u.unsqueeze(-1) * kernel * v.unsqueeze(-2)
-    if not bool(torch.isfinite(plan).all()):
+    if not finite:
         raise InputError(
             f"orma.ot-multitoken: the sinkhorn plan is not finite (reg {reg:g}, {cost.dtype})",
             hint="set log_domain: true (or 'auto') or a larger reg",
