@@ -8,6 +8,7 @@ import io
 import json
 import statistics
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -513,7 +514,7 @@ def test_runs_compare_csv_metrics_and_folder(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_runs_compare_reads_ablation_output(toy_env: Path, tmp_path: Path) -> None:
-    _, out, abl = handmade_ablation(tmp_path)
+    _, out, _ = handmade_ablation(tmp_path)
     runs = [read_run(p) for p in sorted((out / "variants").iterdir())]
     table = compare_runs(runs, "accuracy")
     assert table.count("finished") == 6
@@ -675,3 +676,15 @@ def test_interrupt_forwards_one_sigint_and_stops_queued_variants(toy_env: Path, 
     outcome = runner.run_one(2, 2, abl.variants[1])  # queued variants no longer start
     assert outcome.status == "failed" and "interrupted" in outcome.reason
     assert not (tmp_path / "out" / "logs").exists()
+
+
+def test_sigterm_becomes_an_interrupt_while_variants_run() -> None:
+    """A SIGTERM to the ablation takes the Ctrl-C path (running variants checkpoint and stop), not orphaning them."""
+    import os
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), ab.sigterm_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -22,6 +22,7 @@ ones and resuming interrupted ones); :func:`write_results` writes
 from __future__ import annotations
 
 import hashlib
+import contextlib
 import io
 import itertools
 import json
@@ -33,7 +34,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -861,6 +862,29 @@ class _Runner:
                 p.wait()
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`KeyboardInterrupt` (main thread only; else a no-op).
+
+    Training processes run in their own sessions, so a terminal's Ctrl-C does not reach
+    them; the ablation forwards it (:meth:`_Runner.interrupt`). A ``kill`` or a batch
+    scheduler's SIGTERM would otherwise end the parent alone and orphan the running
+    variants; this routes it through the same checkpoint-and-stop path.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_order(variants: Sequence[Variant]) -> list[Variant]:
     """Seed-major order: every combination's first seed before any second seed (early, broad results)."""
     seeds = list(dict.fromkeys(v.seed for v in variants))
@@ -879,7 +903,7 @@ def run_ablation(
     Finished variants are skipped, interrupted ones resumed with ``--resume``.
     A failed variant does not stop the others. On Ctrl-C the running training
     processes write a checkpoint and stop (see :meth:`_Runner.interrupt`), and
-    :class:`KeyboardInterrupt` is re-raised.
+    :class:`KeyboardInterrupt` is re-raised; SIGTERM is handled the same way.
     """
     if jobs < 1:
         raise InputError(f"--jobs must be at least 1, got {jobs}")
@@ -904,16 +928,17 @@ def run_ablation(
     if todo:
         runner = _Runner(ablation, out_dir, min(jobs, len(todo)), echo)
         pool = ThreadPoolExecutor(max_workers=runner.jobs, thread_name_prefix="repmix-ablate")
-        try:
-            futures = [pool.submit(runner.run_one, i, total, v) for i, v in todo]
-            for fut in as_completed(futures):
-                o = fut.result()
-                outcomes[o.variant.name] = o
-        except BaseException:
-            runner.interrupt()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
+        with sigterm_as_interrupt():
+            try:
+                futures = [pool.submit(runner.run_one, i, total, v) for i, v in todo]
+                for fut in as_completed(futures):
+                    o = fut.result()
+                    outcomes[o.variant.name] = o
+            except BaseException:
+                runner.interrupt()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
     return [outcomes[v.name] for v in ablation.variants]
 
 
