@@ -73,7 +73,7 @@ def test_ablation_grid_is_valid(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     code = repmix_main(["ablate", str(CONFIGS / "ablate-orma.yaml"), "--dry-run", "-o", str(tmp_path / "abl")])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "7 run(s), all valid" in out
+    assert "7 combination(s) x 2 seed(s) = 14 run(s), all valid" in out
     for variant in (
         "global=1.0__local=0.0__mid=0.0__solver=ipot__assignment=argmin__motifs=brics",  # sentence level only
         "global=0.5__local=0.25__mid=0.25__solver=ipot__assignment=argmin__motifs=brics",  # ORMA
