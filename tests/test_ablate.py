@@ -688,3 +688,11 @@ def test_sigterm_becomes_an_interrupt_while_variants_run() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_long_combination_names_are_numbered_in_the_plot() -> None:
+    short = ["pooler=cls", "pooler=mean"]
+    assert ab.tick_labels(short) == (short, [])
+    long = ["global=0.5__local=0.25__mid=0.25__solver=ipot", "global=1.0__local=0.0__mid=0.0__solver=ipot"]
+    ticks, key = ab.tick_labels(long)
+    assert ticks == ["1", "2"] and key == [f"1: {long[0]}", f"2: {long[1]}"]

@@ -1059,6 +1059,22 @@ def results_markdown(
     return "\n".join(lines) + "\n"
 
 
+#: Longest combination name written as a tick label of results.png; longer ones are numbered.
+MAX_TICK_LABEL = 24
+
+
+def tick_labels(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Tick labels of results.png and the key printed under it (empty when the names fit as ticks).
+
+    Long combination names (several varied keys) squash rotated tick labels into the
+    panels, so beyond :data:`MAX_TICK_LABEL` characters the combinations are numbered
+    and the key lists ``"<number>: <name>"`` once.
+    """
+    if max((len(n) for n in names), default=0) <= MAX_TICK_LABEL:
+        return list(names), []
+    return [str(i + 1) for i in range(len(names))], [f"{i + 1}: {n}" for i, n in enumerate(names)]
+
+
 def results_plot(groups: list[GroupStats], metrics: list[str], title: str) -> bytes:
     """``results.png``: one panel per metric, combinations on the x axis, error bars = std over seeds."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -1067,9 +1083,14 @@ def results_plot(groups: list[GroupStats], metrics: list[str], title: str) -> by
     ncols = min(3, len(metrics))
     nrows = math.ceil(len(metrics) / ncols)
     longest = max(len(g.group) for g in groups)
+    ticks, key = tick_labels([g.group for g in groups])
+    numbered = bool(key)
+    rotate = not numbered and longest > 8
     panel_w = max(4.0, 0.55 * len(groups) + 1.5)
-    panel_h = 3.2 + min(3.0, 0.055 * longest)
-    fig = Figure(figsize=(panel_w * ncols, panel_h * nrows), dpi=100)
+    panel_h = 3.2 + (0.0 if not rotate else min(3.0, 0.055 * longest))
+    key_h = 0.3 + 0.17 * len(groups) if numbered else 0.0
+    fig_w = max(panel_w * ncols, 0.075 * longest + 1.0 if numbered else 0.0)
+    fig = Figure(figsize=(fig_w, panel_h * nrows + key_h), dpi=100)
     FigureCanvasAgg(fig)
     x = list(range(len(groups)))
     for k, metric in enumerate(metrics):
@@ -1089,12 +1110,14 @@ def results_plot(groups: list[GroupStats], metrics: list[str], title: str) -> by
         arrow = "lower is better" if lower_is_better(metric) else "higher is better"
         ax.set_title(f"{metric} ({arrow})", fontsize=10)
         ax.set_xticks(x)
-        ax.set_xticklabels([g.group for g in groups], rotation=30 if longest > 8 else 0,
-                           ha="right" if longest > 8 else "center", fontsize=8)
+        ax.set_xticklabels(ticks, rotation=30 if rotate else 0, ha="right" if rotate else "center", fontsize=8)
         ax.set_xlim(-0.5, len(groups) - 0.5)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"{title}: mean ± std over seeds (grey: single seeds, orange: best)", fontsize=11)
-    fig.tight_layout()
+    height = panel_h * nrows + key_h
+    if numbered:
+        fig.text(0.01, 0.005, "\n".join(key), fontsize=8, family="monospace", va="bottom", ha="left")
+    fig.tight_layout(rect=(0.0, key_h / height, 1.0, 1.0 - 0.35 / height))
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
