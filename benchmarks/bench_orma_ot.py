@@ -200,7 +200,7 @@ def main() -> None:
         "the same iterations stop at the same check.\n\n"
         f"{table}\n\n"
         f"Target ≥ 2× over the per-pair POT loop at equal accuracy (`backend: torch`): {'met' if met else 'NOT met'} "
-        f"({', '.join(f'{k}: {v:.1f}×' for k, v in speedups.items())}).\n"
+        f"({', '.join(f'{k}: {v:.2f}×' for k, v in speedups.items())}).\n"
     )
     path = write_section("orma-ot", text)
     print(f"wrote {path}")
