@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import pytest
@@ -186,11 +187,18 @@ def test_valid_loss_options_pass(tiny_bert_dir: str) -> None:
           "prior_layers: transformer}")
 
 
-def test_loss_dims_wider_than_the_embeddings(tiny_bert_dir: str) -> None:
+def loss_error(call: Callable[[], None], line: int) -> str:
+    """The rendered PipelineError of ``call``, asserted to be located at ``model.losses.0`` on ``line``."""
     with pytest.raises(PipelineError) as err:
-        check(tiny_bert_dir, loss="{type: matryoshka2d, on: similarity, base: {type: mnrl}, dims: [64, 16]}")
+        call()
     text = err.value.render()
-    assert text.startswith("error: c.yaml:12: model.losses.0: "), text
+    assert text.startswith(f"error: c.yaml:{line}: model.losses.0: "), text
+    return text
+
+
+def test_loss_dims_wider_than_the_embeddings(tiny_bert_dir: str) -> None:
+    loss = "{type: matryoshka2d, on: similarity, base: {type: mnrl}, dims: [64, 16]}"
+    text = loss_error(lambda: check(tiny_bert_dir, loss=loss), 12)
     assert (
         "matryoshka2d dims [64] exceed the width 32 of the embeddings alignment 'similarity' reads "
         "(query.sentence and document.sentence)" in text
@@ -206,11 +214,8 @@ def test_loss_dims_against_a_truncating_pooler(tiny_bert_dir: str) -> None:
 
 
 def test_loss_prior_layers_not_below_the_last_layer(tiny_bert_dir: str) -> None:
-    with pytest.raises(PipelineError) as err:
-        check(tiny_bert_dir, loss="{type: matryoshka2d, on: similarity, base: {type: mnrl}, dims: [16], "
-              "prior_layers: [1, 3, 4]}")
-    text = err.value.render()
-    assert text.startswith("error: c.yaml:12: model.losses.0: "), text
+    loss = "{type: matryoshka2d, on: similarity, base: {type: mnrl}, dims: [16], prior_layers: [1, 3, 4]}"
+    text = loss_error(lambda: check(tiny_bert_dir, loss=loss), 12)
     assert (
         "matryoshka2d prior_layers [3, 4] are not below the last layer: the towers of alignment 'similarity' "
         "(query.sentence and document.sentence) have 4 hidden states (0 = embedding output, 3 = last layer)"
@@ -228,10 +233,7 @@ def test_loss_prior_layers_against_an_early_exit(tiny_bert_dir: str) -> None:
 
 def test_loss_prior_layers_on_an_encoder_without_layers(temporary_component) -> None:  # type: ignore[no-untyped-def]
     loss = "{type: matryoshka2d, on: similarity, base: {type: mnrl}, dims: [8, 4]}"
-    with pytest.raises(PipelineError) as err:
-        check_toy(temporary_component, "no-layers", loss)
-    text = err.value.render()
-    assert text.startswith("error: c.yaml:11: model.losses.0: "), text
+    text = loss_error(lambda: check_toy(temporary_component, "no-layers", loss), 11)
     assert (
         "matryoshka2d re-pools text.sentence from prior layers (n_layers_per_step: 1), but the encoder of "
         "tower 'text' exposes no per-layer hidden states" in text
