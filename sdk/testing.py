@@ -12,13 +12,24 @@ from pathlib import Path
 
 #: WordPiece special tokens, in the order BERT tokenizers expect.
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+#: Default whole words of the tiny vocabulary (everything else falls back to single characters).
+TINY_WORDS = tuple(
+    "the a an of and or to in on at for with by from is are was were be been "  # noqa: SIM905 - one string reads better
+    "it this that these those man woman child dog cat horse bird car train plane boat house street city park water food "
+    "is riding playing eating running walking sitting standing dancing talking reading writing "
+    "hello world sentence word words text longer short mid length about molecule molecules atom bond "
+    "good bad new old big small red blue green black white one two three four five hat hard wearing "
+    "query document passage answer question model data test".split()
+)
+#: Default single characters of the tiny vocabulary (each also as a ``##`` continuation).
+TINY_CHARS = tuple("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"-()")
 
 
 def write_tiny_bert(
     directory: Path,
     *,
-    words: Sequence[str],
-    chars: Sequence[str],
+    words: Sequence[str] = TINY_WORDS,
+    chars: Sequence[str] = TINY_CHARS,
     layers: int = 4,
     hidden: int = 32,
     max_positions: int = 128,
@@ -27,7 +38,7 @@ def write_tiny_bert(
     """Write a tiny random ``BertModel`` + WordPiece tokenizer to ``directory``.
 
     The vocabulary is the special tokens, ``words``, ``chars`` and their ``##``
-    continuations; weights are drawn under ``seed`` without disturbing the
+    continuations (defaults: :data:`TINY_WORDS`, :data:`TINY_CHARS`); weights are drawn under ``seed`` without disturbing the
     caller's torch random state. Returns ``directory``.
     """
     import torch
@@ -44,6 +55,8 @@ def write_tiny_bert(
         encoding="utf-8",
     )
     tokenizer = AutoTokenizer.from_pretrained(str(directory))
+    if len(tokenizer) != len(vocab):
+        raise RuntimeError(f"tiny tokenizer has {len(tokenizer)} tokens, expected {len(vocab)}")
     tokenizer.save_pretrained(str(directory))
     config = BertConfig(
         vocab_size=len(tokenizer),

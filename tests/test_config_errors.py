@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import torch
 from toys import TOY_CONFIG
 
-from repmix.core.assembly import plan_model
+from repmix.core.assembly import build_model, plan_model
 from repmix.core.cli.main import main
 from repmix.core.components import ComponentConfig, Loss, LossInputs
 from repmix.core.configio import LocatedConfig, parse_yaml
@@ -172,7 +173,12 @@ class ViewCheckingLoss(Loss):
                 )
 
     def forward(self, inputs: LossInputs) -> LossOutput:
-        raise NotImplementedError
+        """Cross-entropy with the diagonal as positives, summed over the alignments read."""
+        total = sum(
+            torch.nn.functional.cross_entropy(a.scores, torch.arange(a.scores.shape[0], device=a.scores.device))
+            for a in inputs.alignments.values()
+        )
+        return LossOutput(torch.as_tensor(total), {})
 
 
 TWO_ALIGNMENTS = TOY_CONFIG.replace(
@@ -194,8 +200,11 @@ def test_loss_check_alignments_receives_static_views(toy_plugin: Path, temporary
     ViewCheckingLoss.seen.clear()
     assert "view-check" in TWO_ALIGNMENTS and "cross:" in TWO_ALIGNMENTS
     data, lines = parse_yaml(TWO_ALIGNMENTS, "c.yaml")
-    plan_model(LocatedConfig(data, lines, "c.yaml"))
+    plan = plan_model(LocatedConfig(data, lines, "c.yaml"))
     assert len(ViewCheckingLoss.seen) == 1
+    # The planned model trains: the hook only checks, it changes nothing at run time.
+    out = build_model(plan)({"query": ["ab", "cd"], "document": ["ab", "cd"], "other": ["ab", "cd"]})
+    assert out.loss is not None and bool(torch.isfinite(out.loss))
     views = ViewCheckingLoss.seen[0]
     assert list(views) == ["cross", "sim"]  # the order of 'on:'
     layered = EncoderSignature({"token": GranularitySpec("sequence", 16)}, num_layers=2)

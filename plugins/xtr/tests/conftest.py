@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -12,11 +11,8 @@ from repmix.sdk.testing import write_tiny_bert
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-WORDS = ["the", "a", "of", "and", "is", "are", "query", "document", "passage", "answer", "question", "model", "data", "test", "about", "molecule", "word"]
-CHARS = list("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'-()")
-
 
 @pytest.fixture(scope="session")
 def tiny_hf_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Path (str) of the tiny BERT, written once per session."""
-    return str(write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), words=WORDS, chars=CHARS, layers=2))
+    return str(write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), layers=2))
