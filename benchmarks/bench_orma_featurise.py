@@ -65,7 +65,7 @@ print(json.dumps({"rss_kb": peak, "growth_kb": peak - start, "nodes": int(batch.
 FULL_SCRIPT = r"""
 import json, resource, sys, torch
 from repmix.core.assembly import build_model, plan_model
-from repmix.core.configio import load_config
+from repmix.core.config import load_config
 from repmix.core.components import Runtime
 from repmix_orma.demo import DemoMoleculesDataset
 config, batch_size = sys.argv[1], int(sys.argv[2])

@@ -16,7 +16,7 @@ from report import machine, markdown_table, median, write_section
 
 NO_TORCH_CHECK = (
     "import sys, io, contextlib\n"
-    "from repmix.core.cli.main import main\n"
+    "from repmix.cli.main import main\n"
     "with contextlib.redirect_stdout(io.StringIO()):\n"
     "    main(['plugins', 'list'])\n"
     "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))\n"

@@ -76,7 +76,7 @@ POOLERS: dict[str, str] = {
 def build(encoder: str, poolers: dict[str, str]):  # type: ignore[no-untyped-def]
     """A one-tower model from blocks (poolers named p0, p1, ...)."""
     from repmix.core.assembly import build_model, plan_model
-    from repmix.core.configio import LocatedConfig, parse_yaml
+    from repmix.core.config import LocatedConfig, parse_yaml
 
     lines = "\n".join(f"        {name}: {block}" for name, block in poolers.items())
     data, where = parse_yaml(TOWER.format(encoder=encoder, poolers=lines), "bench.yaml")
@@ -154,9 +154,9 @@ def shallow_speedup(texts: list[str], batch_size: int, repeats: int) -> tuple[li
     read_only = build("{type: hf-transformer, model: all-MiniLM-L6-v2}",
                       {"s": "{type: matryoshka2d.truncate, layer: 2, dim: 64}"})
     fns = {
-        "full": lambda: full.embed("text", texts, batch_size=batch_size),
-        "shallow": lambda: shallow.embed("text", texts, batch_size=batch_size),
-        "read_only": lambda: read_only.embed("text", texts, batch_size=batch_size),
+        "full": lambda: full.encode(texts, tower="text", batch_size=batch_size),
+        "shallow": lambda: shallow.encode(texts, tower="text", batch_size=batch_size),
+        "read_only": lambda: read_only.encode(texts, tower="text", batch_size=batch_size),
     }
     diff = float(np.abs(fns["shallow"]() - fns["read_only"]()).max())  # same vectors; also warms up
     fns["full"]()

@@ -54,11 +54,12 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
-    from repmix.core.configio import load_config
-    from repmix.core.engine import train_run
-    from repmix.core.engine.config import build_component, plan_evaluations
-    from repmix.core.engine.evaluation import evaluate_source
-    from repmix.core.engine.runs import read_metrics_log
+    from repmix.core.config import load_config
+    from repmix.engine import train_run
+    from repmix.core.assembly import build_component
+    from repmix.engine.settings import plan_evaluations
+    from repmix.engine.evaluation import evaluate_source
+    from repmix.engine.runs import read_metrics_log
 
     stsb = Path(args.data) if args.data else shared_data_dir() / "stsb"
     paths = [f"data.path={stsb}", f"evaluate.data.path={stsb}", "evaluate.progress=false", "train.device=cpu"]

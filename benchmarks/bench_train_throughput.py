@@ -11,7 +11,7 @@ gets the pairs already in that order and a sequential batch sampler.
 
 Sides:
 
-* ``repmix``: ``repmix.core.engine.train_run`` on ``examples/sts-minilm.yaml`` with
+* ``repmix``: ``repmix.engine.train_run`` on ``examples/sts-minilm.yaml`` with
   ``evaluate: null`` (no evaluation), ``train.max_steps = warmup + steps``, on CPU;
   a step ends at the ``repmix_train_step_end`` hook.
 * ``st-trainer``: ``SentenceTransformerTrainer`` (sentence-transformers' current trainer,
@@ -86,8 +86,8 @@ def overrides(args: argparse.Namespace) -> list[str]:
 
 def setup(args: argparse.Namespace) -> dict[str, Any]:
     """The shared settings, read from the example config so every side follows it."""
-    from repmix.core.configio import load_config
-    from repmix.core.engine.config import train_config
+    from repmix.core.config import load_config
+    from repmix.engine.settings import train_config
 
     cfg = load_config(EXAMPLE, overrides(args))
     train = train_config(cfg)
@@ -111,13 +111,13 @@ def training_pairs(args: argparse.Namespace, s: dict[str, Any]) -> tuple[list[st
     """The training pairs in the order repmix's first epoch visits them."""
     import torch
 
-    from repmix.core.configio import load_config
-    from repmix.core.engine.config import build_component
+    from repmix.core.config import load_config
+    from repmix.core.assembly import build_component
 
     cfg = load_config(EXAMPLE, overrides(args))
     examples = build_component(cfg, "dataset", cfg.data["data"], ("data",)).load(None)
     g = torch.Generator()
-    g.manual_seed(s["seed"] + 0)  # epoch 0, as repmix.core.engine.training._Trainer.epoch_batches
+    g.manual_seed(s["seed"] + 0)  # epoch 0, as repmix.engine.training._Trainer.epoch_batches
     perm = torch.randperm(len(examples), generator=g).tolist()
     q, d = examples.columns["query"], examples.columns["document"]
     return [q[i] for i in perm], [d[i] for i in perm]
@@ -189,8 +189,8 @@ class _LossRecorder:
 
 
 def side_repmix(args: argparse.Namespace, s: dict[str, Any], step_end: Callable[[], None]) -> list[float]:
-    from repmix.core.configio import load_config
-    from repmix.core.engine import train_run
+    from repmix.core.config import load_config
+    from repmix.engine import train_run
     from repmix.registry.hooks import get_plugin_manager, hookimpl
 
     losses: list[float] = []

@@ -69,7 +69,7 @@ def encode(model, tower: str, items: list[str], batch: int = 64) -> list[torch.T
     with torch.inference_mode():
         for s in range(0, len(order), batch):
             idx = order[s : s + batch]
-            g = model.encode(tower, [items[i] for i in idx])["token"]
+            g = model.encode_batch(tower, [items[i] for i in idx])["token"]
             mask = g.full_mask()
             for j, i in enumerate(idx):
                 out[i] = g.hidden[j][mask[j]].float().clone()
@@ -77,7 +77,7 @@ def encode(model, tower: str, items: list[str], batch: int = 64) -> list[torch.T
 
 
 def pad(seqs: list[torch.Tensor]):  # type: ignore[no-untyped-def]
-    from repmix.core.types import Granularity
+    from repmix.core.dataflow import Granularity
 
     lengths = torch.tensor([len(t) for t in seqs])
     hidden = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True)
@@ -106,8 +106,7 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args()
 
-    from repmix.core.assembly import build_model, plan_model
-    from repmix.core.configio import load_config
+    import repmix
     from repmix_xtr.aligner import (
         TokenIndex,
         XTRAligner,
@@ -132,7 +131,7 @@ def main() -> None:
         keep = sorted(keep + [others[j] for j in draw[: max(0, args.subcorpus - len(keep))]])
         doc_ids, doc_texts = [doc_ids[i] for i in keep], [doc_texts[i] for i in keep]
         args.cache = f"{args.cache}.q{len(qids)}-sub{args.subcorpus}"
-    model = build_model(plan_model(load_config(args.config))).eval()
+    model = repmix.load(args.config)
     cache = Path(args.cache)
     if cache.exists():
         docs = torch.load(cache)

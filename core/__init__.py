@@ -11,12 +11,12 @@ from typing import Any
 
 _EXPORTS: dict[str, str] = {
     # data types
-    "Granularity": "repmix.core.types",
-    "Encoded": "repmix.core.types",
-    "Alignment": "repmix.core.types",
-    "LossOutput": "repmix.core.types",
-    "GranularitySpec": "repmix.core.types",
-    "EncoderSignature": "repmix.core.types",
+    "Granularity": "repmix.core.dataflow",
+    "Encoded": "repmix.core.dataflow",
+    "Alignment": "repmix.core.dataflow",
+    "LossOutput": "repmix.core.dataflow",
+    "GranularitySpec": "repmix.core.dataflow",
+    "EncoderSignature": "repmix.core.dataflow",
     # component interfaces
     "Component": "repmix.core.components",
     "ComponentConfig": "repmix.core.components",
@@ -28,9 +28,9 @@ _EXPORTS: dict[str, str] = {
     "Aligner": "repmix.core.components",
     "Loss": "repmix.core.components",
     "LossInputs": "repmix.core.components",
-    "Dataset": "repmix.core.data",
-    "Evaluator": "repmix.core.data",
-    "Examples": "repmix.core.data",
+    "Dataset": "repmix.core.components",
+    "Evaluator": "repmix.core.components",
+    "Examples": "repmix.core.components",
     # errors
     "RepmixError": "repmix.core.errors",
     "ConfigError": "repmix.core.errors",
@@ -39,7 +39,7 @@ _EXPORTS: dict[str, str] = {
     "ArtifactError": "repmix.core.errors",
     "InputError": "repmix.core.errors",
     # configs, assembly, artifacts
-    "load_config": "repmix.core.configio",
+    "load_config": "repmix.core.config",
     "plan_model": "repmix.core.assembly",
     "build_model": "repmix.core.assembly",
     "AssembledModel": "repmix.core.model",

@@ -1,22 +1,29 @@
-"""Saved models: a directory with the resolved config, safetensors weights and a plugin lock.
+"""Saved models: a self-contained directory with the resolved config, weights, files and a plugin lock.
 
 Layout::
 
-    config.yaml          the resolved config (extends/overrides applied)
+    config.yaml          the resolved config (extends/overrides applied; never 'extends:')
     model.safetensors    the weights (shared parameters stored once)
     plugins.lock         JSON: each component's plugin distribution and version
-    repmix.json          format version, repmix version, sha256 of the weights
+    files/<path>/<key>/  files components read at build time (tokenizer files, vocabularies,
+                         a model's config.json): Component.saved_files()
+    README.md            the model card (Hugging Face format): components, plugins, data, metrics, citations
+    repmix.json          format version, repmix version, the sha256 of every file above,
+                         and which config keys point into files/
 
-Loading rebuilds the model from ``config.yaml`` through the registry and reads
-the weights with safetensors. Nothing is ever unpickled: a directory holding a
-pickle file is refused.
+Loading verifies every checksum, points the bundled keys at the copies in
+``files/``, rebuilds the model from ``config.yaml`` through the registry and
+reads the weights with safetensors. Nothing is ever unpickled: a directory
+holding a pickle file is refused.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -29,7 +36,10 @@ CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
 LOCK_FILE = "plugins.lock"
 MANIFEST_FILE = "repmix.json"
-FORMAT_VERSION = 1
+CARD_FILE = "README.md"
+FILES_DIR = "files"
+#: 2: every file hashed, bundled files; 1 (read only): the weights' hash alone.
+FORMAT_VERSION = 2
 #: File suffixes that usually hold pickles; a saved model containing one is refused.
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib")
 
@@ -68,21 +78,27 @@ def plugin_lock(model: Any) -> dict[str, Any]:
     return {"repmix": repmix.__version__, "components": list(getattr(model, "lock", []))}
 
 
-def save_model(model: Any, directory: str | Path) -> Path:
-    """Save ``model`` (an :class:`~repmix.core.model.AssembledModel`) to ``directory``.
+def save_model(model: Any, directory: str | Path, *, metrics: dict[str, float] | None = None) -> Path:
+    """Save ``model`` (an :class:`~repmix.core.model.AssembledModel`) to ``directory``, self-contained.
 
-    Every file is written atomically; the manifest is written last, so a
-    directory without ``repmix.json`` is never mistaken for a complete model.
+    Files that components read at build time (:meth:`Component.saved_files`)
+    are copied under ``files/`` and the config points at the copies. Every
+    file is written atomically; the manifest, which hashes all of them, is
+    written last, so a directory without ``repmix.json`` is never mistaken for
+    a complete model. ``metrics`` go into the model card.
     """
     from safetensors.torch import save_model as st_save_model
 
-    from repmix.core.configio import dump_yaml
+    from repmix.core.config import dump_yaml
 
     out = Path(directory)
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / MANIFEST_FILE).unlink(missing_ok=True)
-        atomic_write_text(out / CONFIG_FILE, dump_yaml(model.config))
+        config = copy.deepcopy(model.config)
+        config.pop("extends", None)
+        bundled = _bundle_files(model, out, config)
+        atomic_write_text(out / CONFIG_FILE, dump_yaml(config))
         fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{WEIGHTS_FILE}.", suffix=".tmp")
         os.close(fd)
         try:
@@ -91,15 +107,138 @@ def save_model(model: Any, directory: str | Path) -> Path:
         finally:
             Path(tmp).unlink(missing_ok=True)
         atomic_write_text(out / LOCK_FILE, json.dumps(plugin_lock(model), indent=2) + "\n")
+        atomic_write_text(out / CARD_FILE, model_card(model, out.name, metrics))
+        names = [CONFIG_FILE, WEIGHTS_FILE, LOCK_FILE, CARD_FILE, *_files_under(out, bundled)]
         manifest = {
             "format": FORMAT_VERSION,
             "repmix": repmix.__version__,
-            "weights_sha256": sha256_file(out / WEIGHTS_FILE),
+            "files": {name: sha256_file(out / name) for name in names},
+            "bundled": bundled,
         }
         atomic_write_text(out / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
     except OSError as exc:
         raise ArtifactError(f"cannot write saved model to {str(out)!r}: {exc.strerror or exc}") from None
     return out
+
+
+def _bundle_files(model: Any, out: Path, config: dict[str, Any]) -> dict[str, str]:
+    """Copy each component's :meth:`saved_files` under ``files/``; point ``config`` at the copies.
+
+    Returns dotted config key -> path relative to the saved directory.
+    """
+    bundled: dict[str, str] = {}
+    shutil.rmtree(out / FILES_DIR, ignore_errors=True)
+    for where, (component, _planned) in sorted(getattr(model, "components", {}).items()):
+        files_of = getattr(component, "saved_files", None)
+        wanted = files_of() if callable(files_of) else {}
+        for key, source in wanted.items():
+            target = Path(FILES_DIR) / where / key
+            if isinstance(source, (list, tuple)):
+                for f in source:
+                    _copy_file(Path(f), out / target / Path(f).name)
+                rel = target
+            elif Path(source).is_dir():
+                for f in sorted(Path(source).rglob("*")):
+                    if f.is_file():
+                        _copy_file(f, out / target / f.relative_to(source))
+                rel = target
+            else:
+                rel = target / Path(source).name
+                _copy_file(Path(source), out / rel)
+            dotted_key = f"{where}.{key}"
+            _set_dotted(config, dotted_key, rel.as_posix())
+            bundled[dotted_key] = rel.as_posix()
+    return bundled
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    if not source.is_file():
+        raise ArtifactError(f"a component asked to save {str(source)!r}, which is not a file")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(target, source.read_bytes())
+
+
+def _files_under(out: Path, bundled: dict[str, str]) -> list[str]:
+    """Every bundled file, relative to ``out`` (posix), sorted."""
+    found: set[str] = set()
+    for rel in bundled.values():
+        p = out / rel
+        if p.is_dir():
+            found.update(f.relative_to(out).as_posix() for f in p.rglob("*") if f.is_file())
+        elif p.is_file():
+            found.add(rel)
+    return sorted(found)
+
+
+def _set_dotted(config: dict[str, Any], dotted_key: str, value: Any) -> None:
+    """Set ``a.b.0.c`` in nested dicts/lists."""
+    node: Any = config
+    parts = dotted_key.split(".")
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    node[parts[-1]] = value
+
+
+def model_card(model: Any, title: str, metrics: dict[str, float] | None = None) -> str:
+    """A model card in the Hugging Face format: YAML front matter, components, data, metrics, citations."""
+    from repmix.core.config import dump_yaml
+
+    config = getattr(model, "config", {}) or {}
+    lock = list(getattr(model, "lock", []))
+    plugins = sorted({(c.get("distribution", ""), c.get("version", "")) for c in lock})
+    front = {"library_name": "repmix", "tags": ["repmix", *sorted({c.get("type", "") for c in lock})]}
+    lines = ["---", dump_yaml(front).strip(), "---", "", f"# {config.get('name') or title}", ""]
+    if config.get("description"):
+        lines += [str(config["description"]), ""]
+    lines += [
+        f"A [repmix](https://pypi.org/project/repmix/) model saved with repmix {repmix.__version__}. "
+        "It loads offline and self-contained:",
+        "",
+        "```python",
+        "import repmix",
+        "model = repmix.load(\"path/to/this/folder\")",
+        "vectors = model.encode([\"first input\", \"second input\"])",
+        "```",
+        "",
+        "## Components",
+        "",
+        "| YAML path | kind | type | plugin | version |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| `{c.get('path', '')}` | {c.get('kind', '')} | `{c.get('name', c.get('type', ''))}` "
+        f"| {c.get('distribution', '')} | {c.get('version', '')} |"
+        for c in lock
+    ]
+    lines += ["", "Plugins needed: " + (", ".join(f"`{d}=={v}`" for d, v in plugins) or "none"), ""]
+    lines += ["## Training data", ""]
+    data = config.get("data")
+    lines += ["```yaml", dump_yaml({"data": data}).strip(), "```", ""] if data else ["Not recorded (built without training).", ""]
+    if "train" in config:
+        lines += ["## Training settings", "", "```yaml", dump_yaml({"train": config["train"]}).strip(), "```", ""]
+    lines += ["## Metrics", ""]
+    if metrics:
+        lines += ["| metric | value |", "| --- | --- |"]
+        lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items()]
+    else:
+        lines += ["None recorded with this save."]
+    citations = []
+    for component, _planned in getattr(model, "components", {}).values():
+        text = str(getattr(type(component), "citation", "") or "").strip()
+        if text and text not in citations:
+            citations.append(text)
+    lines += ["", "## Citation", ""]
+    lines += [f"- {c}" for c in citations] if citations else ["No component declares a citation."]
+    return "\n".join(lines) + "\n"
+
+
+def write_model_card(directory: str | Path, model: Any, metrics: dict[str, float] | None) -> None:
+    """Rewrite a saved model's card (e.g. with metrics measured after saving) and its checksum."""
+    out = Path(directory)
+    manifest = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))
+    atomic_write_text(out / CARD_FILE, model_card(model, out.name, metrics))
+    manifest.setdefault("files", {})[CARD_FILE] = sha256_file(out / CARD_FILE)
+    atomic_write_text(out / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
 
 
 def find_model_dir(path: str | Path) -> Path:
@@ -118,9 +257,41 @@ def find_model_dir(path: str | Path) -> Path:
     )
 
 
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """The parsed ``repmix.json`` of a saved model; clear errors when unreadable."""
+    try:
+        manifest = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ArtifactError(f"{MANIFEST_FILE} in {str(directory)!r} is unreadable") from None
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{MANIFEST_FILE} in {str(directory)!r} is not a JSON object")
+    return manifest
+
+
+def _recorded_checksums(directory: Path, manifest: dict[str, Any]) -> dict[str, str]:
+    """File name -> recorded sha256; format 1 recorded the weights only."""
+    files = manifest.get("files")
+    if files is None and "weights_sha256" in manifest:
+        warnings.warn(
+            f"{str(directory)!r} was saved by an older repmix that hashed the weights only; "
+            "save it again to protect its config and lock too",
+            stacklevel=4,
+        )
+        files = {WEIGHTS_FILE: manifest["weights_sha256"]}
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise ArtifactError(f"{MANIFEST_FILE} in {str(directory)!r} has no valid 'files' checksums")
+    if manifest.get("format", 1) >= 2:
+        for name in (CONFIG_FILE, WEIGHTS_FILE, LOCK_FILE):
+            if name not in files:
+                raise ArtifactError(f"{MANIFEST_FILE} in {str(directory)!r} records no checksum for {name}")
+    return files
+
+
 def verify_model_dir(directory: Path) -> dict[str, Any]:
-    """Refuse pickles, missing/tampered weights and missing or incompatible plugins. Returns the lock."""
-    pickles = sorted(p.name for p in directory.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+    """Refuse pickles, missing or modified files and missing or incompatible plugins. Returns the lock."""
+    pickles = sorted(
+        p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES
+    )
     if pickles:
         raise ArtifactError(
             f"{str(directory)!r} contains {', '.join(pickles)}: repmix never loads pickle files",
@@ -129,18 +300,20 @@ def verify_model_dir(directory: Path) -> dict[str, Any]:
     for name in (CONFIG_FILE, WEIGHTS_FILE, MANIFEST_FILE):
         if not (directory / name).is_file():
             raise ArtifactError(f"saved model {str(directory)!r} is incomplete: {name} is missing")
-    try:
-        manifest = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
-        expected = manifest["weights_sha256"]
-    except (ValueError, KeyError, TypeError):
-        raise ArtifactError(f"{MANIFEST_FILE} in {str(directory)!r} is unreadable") from None
-    actual = sha256_file(directory / WEIGHTS_FILE)
-    if actual != expected:
-        raise ArtifactError(
-            f"{WEIGHTS_FILE} in {str(directory)!r} does not match its recorded checksum: "
-            "the file was truncated, replaced or modified after saving",
-            hint=f"expected sha256 {expected[:16]}..., found {actual[:16]}...",
-        )
+    manifest = read_manifest(directory)
+    for name, expected in _recorded_checksums(directory, manifest).items():
+        path = directory / name
+        if ".." in Path(name).parts or Path(name).is_absolute():
+            raise ArtifactError(f"{MANIFEST_FILE} in {str(directory)!r} names a file outside the model: {name!r}")
+        if not path.is_file():
+            raise ArtifactError(f"saved model {str(directory)!r} is incomplete: {name} is missing")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ArtifactError(
+                f"{name} in {str(directory)!r} does not match its recorded checksum: "
+                "the file was truncated, replaced or modified after saving",
+                hint=f"expected sha256 {expected[:16]}..., found {actual[:16]}...",
+            )
     lock: dict[str, Any] = {}
     if (directory / LOCK_FILE).is_file():
         try:
@@ -184,11 +357,28 @@ def load_model(path: str | Path, device: str = "cpu") -> Any:
     from safetensors.torch import load_model as st_load_model
 
     from repmix.core.assembly import build_model, plan_model
-    from repmix.core.configio import load_config
+    from repmix.core.config import load_config, parse_yaml
 
     directory = find_model_dir(path)
     verify_model_dir(directory)
-    plan = plan_model(load_config(directory / CONFIG_FILE))
+    raw, _ = parse_yaml((directory / CONFIG_FILE).read_text(encoding="utf-8"), str(directory / CONFIG_FILE))
+    if isinstance(raw, dict) and "extends" in raw:
+        raise ArtifactError(
+            f"{CONFIG_FILE} in {str(directory)!r} contains 'extends:', but a saved config is fully resolved",
+            hint="save the model again with repmix build or Model.save",
+        )
+    cfg = load_config(directory / CONFIG_FILE)
+    bundled = read_manifest(directory).get("bundled") or {}
+    if not isinstance(bundled, dict):
+        raise ArtifactError(f"{MANIFEST_FILE} in {str(directory)!r}: 'bundled' must be a mapping")
+    for key, rel in bundled.items():
+        try:
+            _set_dotted(cfg.data, str(key), str(directory / str(rel)))
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise ArtifactError(
+                f"{MANIFEST_FILE} in {str(directory)!r} bundles files for {key!r}, which is not in {CONFIG_FILE}"
+            ) from None
+    plan = plan_model(cfg)
     model = build_model(plan, load_pretrained=False)
     try:
         missing, unexpected = st_load_model(model, str(directory / WEIGHTS_FILE), strict=False, device=device)

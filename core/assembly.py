@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from repmix.core.configio import LocatedConfig, PathKey, dotted
+from repmix.core.config import LocatedConfig, PathKey, dotted
 from repmix.core.errors import ConfigError, PluginError
 from repmix.core.spec import (
     ALIGNMENT_KEYS,
@@ -30,7 +30,7 @@ from repmix.registry.discovery import ComponentEntry
 from repmix.registry.registry import Registry, get_registry
 
 if TYPE_CHECKING:
-    from repmix.core.types import AlignmentView, EncoderSignature
+    from repmix.core.dataflow import AlignmentView, EncoderSignature
 
 
 @dataclass
@@ -131,7 +131,7 @@ def plan_component(
     reserved: dict[str, str] | None = None,
 ) -> PlannedComponent:
     """Resolve and validate one ``{type: ...}`` block."""
-    from repmix.core.components import kind_base
+    from repmix.core.components import KIND_BASES
 
     type_name = component_type(cfg, path, block, kind)
     try:
@@ -141,7 +141,7 @@ def plan_component(
         raise cfg.locate(err, path + ("type",)) from None
     except PluginError as err:
         raise _located_plugin_error(cfg, err, path + ("type",)) from None
-    base = kind_base(kind)
+    base = KIND_BASES.get(kind)
     if base is not None and not (isinstance(cls, type) and issubclass(cls, base)):
         raise PluginError(
             f"{entry.target} ({entry.plugin.distribution}) is registered as a {kind} "
@@ -179,7 +179,7 @@ def _static(cfg: LocatedConfig, path: PathKey, fn: Any, *args: Any) -> Any:
 
 def alignment_view(towers: dict[str, TowerPlan], plan: AlignmentPlan) -> AlignmentView:
     """The static view of one planned alignment that :meth:`Loss.check_alignments` receives."""
-    from repmix.core.types import AlignmentView
+    from repmix.core.dataflow import AlignmentView
 
     (ta, ga), (tb, gb) = plan.between
     sig_a, sig_b = towers[ta].signature, towers[tb].signature
@@ -194,7 +194,7 @@ def alignment_view(towers: dict[str, TowerPlan], plan: AlignmentPlan) -> Alignme
 
 def plan_model(cfg: LocatedConfig, registry: Registry | None = None) -> ModelPlan:
     """Validate a config and resolve every component, without instantiating anything."""
-    from repmix.core.types import GranularitySpec
+    from repmix.core.dataflow import GranularitySpec
 
     registry = registry or get_registry()
     check_keys(cfg, (), cfg.data, TOP_LEVEL_KEYS, what="the config", required=("model",))
@@ -339,16 +339,59 @@ def _instantiate(plan: ModelPlan, pc: PlannedComponent, runtime: Any, built: dic
     return instantiate_component(plan.config, pc, runtime, built)
 
 
+def config_seed(cfg: LocatedConfig) -> int:
+    """The ``train.seed`` of a config (0 when absent): the seed of model initialisation.
+
+    The engine validates the whole ``train:`` block (:class:`repmix.engine.settings.TrainConfig`);
+    the builder reads this one key, so a model can be built without the engine.
+    """
+    train = cfg.data.get("train")
+    seed = train.get("seed", 0) if isinstance(train, dict) else 0
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise cfg.error("train.seed must be an integer", ("train", "seed"), found=seed)
+    return seed
+
+
+def load_component_class(kind: str, name: str) -> type:
+    """The class registered as ``name`` (``plugin.name`` or a unique short name) for ``kind``.
+
+    ``kind`` is one of tokenizer, encoder, pooler, aligner, loss, dataset,
+    evaluator. Unknown or ambiguous names raise a :class:`ConfigError` with a
+    did-you-mean; a plugin that fails to import raises a :class:`PluginError`.
+    """
+    from repmix.registry import get_registry
+
+    return get_registry().load(kind, name)
+
+
+def build_component(
+    cfg: LocatedConfig,
+    kind: str,
+    block: Any,
+    path: PathKey,
+    *,
+    registry: Registry | None = None,
+    reserved: dict[str, str] | None = None,
+) -> Any:
+    """Resolve, validate and instantiate one component block (a dataset, an evaluator, a nested loss, ...).
+
+    Errors are located at ``path`` in the config. ``reserved`` keys are read by
+    the caller and hidden from the component's ``Config``.
+    """
+    from repmix.registry import get_registry
+
+    planned = plan_component(cfg, registry or get_registry(), kind, block, path, reserved)
+    return instantiate_component(cfg, planned)
+
+
 def build_model(plan: ModelPlan, *, load_pretrained: bool = True, seed: int | None = None) -> Any:
     """Instantiate a checked plan. Same seed -> same initial weights."""
     import torch
 
     from repmix.core.components import Runtime
     from repmix.core.model import AssembledModel, Tower
-    from repmix.core.spec import TrainSettings
-
     if seed is None:
-        seed = TrainSettings.model_validate(plan.config.data.get("train") or {}).seed
+        seed = config_seed(plan.config)
     torch.manual_seed(seed)
     built: dict[str, Any] = {}
     towers: dict[str, Tower] = {}

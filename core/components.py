@@ -19,14 +19,15 @@ from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from repmix.core.errors import PipelineError
-from repmix.core.types import (
+from repmix.core.dataflow import (
     Alignment,
     AlignmentView,
     Encoded,
@@ -85,6 +86,18 @@ class Component(metaclass=ABCMeta):
     @classmethod
     def nested_components(cls, config: ComponentConfig) -> dict[str, tuple[str, dict[str, Any]]]:
         """Nested component blocks in ``config``: field name -> (kind, block). Default: none."""
+        return {}
+
+    def saved_files(self) -> dict[str, Path | list[Path]]:
+        """Files this component read at build time that a saved model must carry.
+
+        Config key -> a file or folder, or a list of files of one folder (the
+        folder is recreated with only those, e.g. a tokenizer's files without the
+        weights, which are in ``model.safetensors`` already). :func:`repmix.core.artifacts.save_model`
+        copies them into the saved directory and points the key at the copy, so
+        the saved model loads on a machine without the original files. Default:
+        none.
+        """
         return {}
 
 
@@ -216,12 +229,22 @@ class Aligner(Component, nn.Module):
 
 @dataclass
 class LossInputs:
-    """What a loss sees: the alignments it is declared ``on`` and the towers' outputs."""
+    """What a loss sees: the alignments it is declared ``on``, the towers' outputs and the targets.
+
+    A loss sees only its own alignments: ``between`` names each one's two sides
+    (tower, granularity) and ``aligners`` holds each one's aligner, so a loss can
+    re-run it on other granularities (e.g. truncated ones) without the model.
+    ``towers`` holds each tower in ``outputs`` (its tokenizer, encoder and poolers),
+    for losses that read an encoder's own head (a decoder, a vocabulary
+    projection) or re-pool a granularity.
+    """
 
     alignments: dict[str, Alignment]
     outputs: dict[str, Encoded]
-    model: AssembledModel | None = None
     targets: Tensor | None = None
+    between: dict[str, tuple[tuple[str, str], tuple[str, str]]] = field(default_factory=dict)
+    aligners: Mapping[str, Aligner] = field(default_factory=dict)
+    towers: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def alignment(self) -> Alignment:
@@ -230,16 +253,20 @@ class LossInputs:
 
     def sides(self, alignment: str) -> tuple[Granularity, Granularity]:
         """The two granularities an alignment is computed between."""
-        if self.model is None:
-            raise RuntimeError("LossInputs.sides needs the model")
-        (ta, ga), (tb, gb) = self.model.alignment_between[alignment]
+        if alignment not in self.between:
+            raise PipelineError(f"this loss is not declared on alignment {alignment!r}")
+        (ta, ga), (tb, gb) = self.between[alignment]
         return self.outputs[ta][ga], self.outputs[tb][gb]
 
     def realign(self, alignment: str, a: Granularity, b: Granularity) -> Alignment:
         """Run the named alignment's aligner on other granularities (e.g. truncated ones)."""
-        if self.model is None:
-            raise RuntimeError("LossInputs.realign needs the model")
-        return self.model.aligners[alignment](a, b)
+        if alignment not in self.aligners:
+            raise PipelineError(f"this loss is not declared on alignment {alignment!r}")
+        return self.aligners[alignment](a, b)
+
+    def narrowed(self, alignments: dict[str, Alignment], outputs: dict[str, Encoded]) -> LossInputs:
+        """The same inputs with other alignments and outputs (e.g. for a wrapped base loss)."""
+        return LossInputs(alignments, outputs, self.targets, self.between, self.aligners, self.towers)
 
 
 class Loss(Component, nn.Module):
@@ -285,21 +312,74 @@ class Loss(Component, nn.Module):
         """Compute the scalar loss and its logs."""
 
 
+
+@dataclass
+class Examples:
+    """A loaded split: parallel columns keyed by tower name, plus optional targets.
+
+    ``columns["text"][i]`` and ``columns["molecule"][i]`` form example ``i``.
+    ``targets`` holds per-example values such as STS gold scores (one float per
+    example, or a row of floats, e.g. a label and a teacher's score).
+    ``extras`` carries split-level data an evaluator may need (e.g. a BEIR
+    corpus and qrels, or extra retrieval candidates). ``skipped`` counts rows
+    dropped under ``on_error: skip`` or by a dataset's own filter, with reasons
+    in ``notes``.
+    """
+
+    columns: dict[str, list[Any]]
+    targets: list[float] | list[list[float]] | None = None
+    ids: list[str] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    skipped: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def select(self, indices: Sequence[int]) -> Examples:
+        """A new :class:`Examples` with only the rows at ``indices`` (extras shared)."""
+        idx = list(indices)
+        return replace(
+            self,
+            columns={k: [v[i] for i in idx] for k, v in self.columns.items()},
+            targets=None if self.targets is None else [self.targets[i] for i in idx],
+            ids=None if self.ids is None else [self.ids[i] for i in idx],
+        )
+
+
+class Dataset(Component):
+    """Reads examples from files. Not an ``nn.Module``."""
+
+    kind = "dataset"
+
+    def __init__(self, config: ComponentConfig, runtime: Runtime) -> None:
+        self.config = config
+
+    @abstractmethod
+    def load(self, split: str | None = None) -> Examples:
+        """Load one split (``None`` = the split named in the config)."""
+
+
+class Evaluator(Component):
+    """Computes metrics of a model on examples."""
+
+    kind = "evaluator"
+
+    def __init__(self, config: ComponentConfig, runtime: Runtime) -> None:
+        self.config = config
+
+    @abstractmethod
+    def evaluate(self, model: AssembledModel, data: Examples) -> dict[str, float]:
+        """Return named metrics (flat ``name -> value``)."""
+
+
 KIND_BASES: dict[str, type[Component]] = {
     "tokenizer": Tokenizer,
     "encoder": Encoder,
     "pooler": Pooler,
     "aligner": Aligner,
     "loss": Loss,
+    "dataset": Dataset,
+    "evaluator": Evaluator,
 }
 
-
-def kind_base(kind: str) -> type[Component] | None:
-    """The base class components of ``kind`` must subclass."""
-    if kind in KIND_BASES:
-        return KIND_BASES[kind]
-    if kind in ("dataset", "evaluator"):
-        from repmix.core.data import Dataset, Evaluator
-
-        return {"dataset": Dataset, "evaluator": Evaluator}[kind]
-    return None

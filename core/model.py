@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from torch import Tensor, nn
 
 from repmix.core.components import Aligner, Encoder, Loss, LossInputs, Pooler, Tokenizer
 from repmix.core.errors import InputError
-from repmix.core.types import Alignment, Encoded
+from repmix.core.dataflow import Alignment, Encoded
 
 TowerRef = tuple[str, str]
 
@@ -112,15 +113,19 @@ class AssembledModel(nn.Module):
             return t.device
         return torch.device("cpu")
 
-    def encode(self, tower: str, items: Sequence[Any], output_layers: bool | None = None) -> Encoded:
-        """Tokenize ``items`` and run them through ``tower`` (with gradients if enabled)."""
+    def encode_batch(self, tower: str, items: Sequence[Any], output_layers: bool | None = None) -> Encoded:
+        """Tokenize one batch of ``items`` and run it through ``tower`` (with gradients if enabled).
+
+        Returns every granularity with its mask; :meth:`encode` is the batched,
+        inference-mode view that returns one vector per item.
+        """
         t = self.tower(tower)
         batch = to_device(t.tokenizer(list(items)), self.device)
         return t(batch, output_layers=output_layers)
 
     def encode_for_losses(self, tower: str, items: Sequence[Any]) -> Encoded:
-        """:meth:`encode` as the training objective needs it: with per-layer states where a loss reads them."""
-        return self.encode(tower, items, output_layers=True if self._layer_towers().get(tower) else None)
+        """:meth:`encode_batch` as the training objective needs it: with per-layer states where a loss reads them."""
+        return self.encode_batch(tower, items, output_layers=True if self._layer_towers().get(tower) else None)
 
     def _layer_towers(self) -> dict[str, bool]:
         """Tower name -> whether a loss with ``needs_layers`` reads an alignment on it."""
@@ -161,7 +166,16 @@ class AssembledModel(nn.Module):
         for i, (loss, on, weight) in enumerate(zip(self.losses, self.loss_on, self.loss_weights)):
             if any(o not in alignments for o in on):
                 continue
-            result = loss(LossInputs({o: alignments[o] for o in on}, outputs, self, targets))
+            result = loss(
+                LossInputs(
+                    {o: alignments[o] for o in on},
+                    outputs,
+                    targets=targets,
+                    between={o: self.alignment_between[o] for o in on},
+                    aligners={o: self.aligners[o] for o in on},
+                    towers={t: self.tower(t) for t in outputs},
+                )
+            )
             label = f"loss{i}.{type(loss).__name__}"
             logs[label] = float(result.value.detach())
             logs.update({f"{label}.{k}": v for k, v in result.logs.items()})
@@ -187,21 +201,32 @@ class AssembledModel(nn.Module):
             )
         return pooled[-1]
 
+    def default_tower(self) -> str:
+        """The tower :meth:`encode` uses when none is named: the only one, or the first declared."""
+        return self.tower_names[0]
+
     @torch.inference_mode()
-    def embed(
+    def encode(
         self,
-        tower: str,
-        items: Sequence[Any],
+        inputs: Sequence[Any] | str,
+        tower: str | None = None,
         granularity: str | None = None,
         batch_size: int = 32,
         sort_by_length: bool = True,
         progress: bool = False,
     ) -> np.ndarray:
-        """One float32 vector per item from a pooled granularity, in input order.
+        """One float32 vector per input from a pooled granularity, in input order.
 
-        Items are sorted by length before batching (less padding), as
-        sentence-transformers does, and put back in order afterwards.
+        ``inputs`` are raw items of ``tower`` (strings, SMILES, ...; a single
+        string is one input); ``tower`` defaults to :meth:`default_tower` and
+        ``granularity`` to the tower's last declared pooled one. Items are
+        sorted by length before batching (less padding), as sentence-transformers
+        does, and put back in order afterwards.
         """
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        items = list(inputs)
+        tower = tower or self.default_tower()
         t = self.tower(tower)
         grans = self.granularities(tower)
         gran = granularity or self.default_granularity(tower)
@@ -240,3 +265,47 @@ class AssembledModel(nn.Module):
         out = torch.empty_like(stacked)
         out[torch.tensor(order)] = stacked
         return out.numpy()
+
+    def similarity(
+        self,
+        a: Sequence[Any] | str,
+        b: Sequence[Any] | str,
+        alignment: str | None = None,
+        batch_size: int = 32,
+    ) -> np.ndarray:
+        """Score every input of ``a`` against every input of ``b`` with a declared alignment.
+
+        ``alignment`` defaults to the first declared one; ``a`` feeds its first
+        side and ``b`` its second. Returns the aligner's ``[len(a), len(b)]``
+        score matrix (cosine, dot, MaxSim, optimal transport, ...).
+        """
+        if not self.alignment_between:
+            raise InputError("this model declares no alignment to score with", hint="add model.alignments")
+        name = alignment or next(iter(self.alignment_between))
+        if name not in self.alignment_between:
+            raise InputError(
+                f"model has no alignment {name!r}; alignments: {', '.join(self.alignment_between)}"
+            )
+        (ta, ga), (tb, gb) = self.alignment_between[name]
+        items_a = [a] if isinstance(a, str) else list(a)
+        items_b = [b] if isinstance(b, str) else list(b)
+        was_training = self.training
+        self.eval()
+        rows = []
+        with torch.inference_mode():
+            side_b = [self.encode_batch(tb, items_b[i : i + batch_size])[gb] for i in range(0, len(items_b), batch_size)]
+            for i in range(0, len(items_a), batch_size):
+                ga_i = self.encode_batch(ta, items_a[i : i + batch_size])[ga]
+                rows.append(torch.cat([self.aligners[name](ga_i, g).scores for g in side_b], dim=1).float().cpu())
+        self.train(was_training)
+        return torch.cat(rows).numpy() if rows else np.zeros((0, len(items_b)), dtype=np.float32)
+
+    def save(self, directory: str | Path) -> Path:
+        """Save this model to ``directory`` (:func:`repmix.core.artifacts.save_model`); returns the folder."""
+        from repmix.core.artifacts import save_model
+
+        return save_model(self, directory)
+
+
+#: The public name of an assembled model: what :func:`repmix.load` returns.
+Model = AssembledModel

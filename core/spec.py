@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from repmix.core.configio import LocatedConfig, PathKey, dotted
+from repmix.core.config import LocatedConfig, PathKey, dotted
 from repmix.core.errors import ConfigError, did_you_mean
 
 #: Keys every component block may carry, read by the engine, not by the component.
@@ -149,13 +149,6 @@ def split_ref(cfg: LocatedConfig, path: PathKey, ref: Any, towers: dict[str, set
     return tower, gran
 
 
-class TrainSettings(BaseModel):
-    """``train:`` keys the core reads itself (the engine validates the rest)."""
-
-    model_config = ConfigDict(extra="allow")
-    seed: int = 0
-    device: str = "cpu"
-
 
 __all__ = [
     "ALIGNMENT_KEYS",
@@ -164,7 +157,6 @@ __all__ = [
     "MODEL_KEYS",
     "TOP_LEVEL_KEYS",
     "TOWER_KEYS",
-    "TrainSettings",
     "check_keys",
     "component_type",
     "did_you_mean",

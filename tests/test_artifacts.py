@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -10,18 +11,28 @@ import pytest
 import torch
 from toys import TOY_CONFIG
 
-from repmix.core.artifacts import LOCK_FILE, WEIGHTS_FILE, load_model, save_model
+from repmix.core.artifacts import (
+    LOCK_FILE,
+    WEIGHTS_FILE,
+    load_model,
+    save_model,
+    sha256_file,
+    write_model_card,
+)
 from repmix.core.assembly import build_model, plan_model
-from repmix.core.cli.main import main
-from repmix.core.configio import LocatedConfig, parse_yaml
+from repmix.cli.main import main
+from repmix.core.config import LocatedConfig, parse_yaml
 from repmix.core.errors import ArtifactError, PluginError
 
 SENTENCES = ["a short one", "a much longer sentence than the others", "mid length", "", "x"]
 
 
+def load_config_text(text: str) -> LocatedConfig:
+    return LocatedConfig(*parse_yaml(text, "toy.yaml"), "toy.yaml")
+
+
 def toy_model(seed: int = 0):  # type: ignore[no-untyped-def]
-    plan = plan_model(LocatedConfig(*parse_yaml(TOY_CONFIG, "toy.yaml"), "toy.yaml"))
-    return build_model(plan, seed=seed)
+    return build_model(plan_model(load_config_text(TOY_CONFIG)), seed=seed)
 
 
 @pytest.fixture
@@ -32,10 +43,12 @@ def saved(tmp_path: Path, toy_plugin: Path) -> Path:
 def test_round_trip_gives_identical_embeddings(saved: Path, toy_plugin: Path) -> None:
     original = toy_model()
     loaded = load_model(saved)
-    a = original.embed("query", SENTENCES)
-    b = loaded.embed("document", SENTENCES)  # shared tower: same weights
+    a = original.encode(SENTENCES, tower="query")
+    b = loaded.encode(SENTENCES, tower="document")  # shared tower: same weights
     np.testing.assert_array_equal(a, b)
-    assert sorted(p.name for p in saved.iterdir()) == sorted(["config.yaml", LOCK_FILE, WEIGHTS_FILE, "repmix.json"])
+    assert sorted(p.name for p in saved.iterdir()) == sorted(
+        ["config.yaml", LOCK_FILE, WEIGHTS_FILE, "repmix.json", "README.md"]
+    )
     lock = (saved / LOCK_FILE).read_text()
     assert '"distribution": "repmix-toy"' in lock and '"version": "1.0.0"' in lock
 
@@ -49,9 +62,9 @@ def test_seed_determinism_and_difference(toy_plugin: Path) -> None:
 
 def test_embed_keeps_input_order(toy_plugin: Path) -> None:
     m = toy_model()
-    sorted_out = m.embed("query", SENTENCES, batch_size=2)
-    unsorted = m.embed("query", SENTENCES, batch_size=2, sort_by_length=False)
-    one_by_one = np.stack([m.embed("query", [s])[0] for s in SENTENCES])
+    sorted_out = m.encode(SENTENCES, tower="query", batch_size=2)
+    unsorted = m.encode(SENTENCES, tower="query", batch_size=2, sort_by_length=False)
+    one_by_one = np.stack([m.encode([s], tower="query")[0] for s in SENTENCES])
     np.testing.assert_allclose(sorted_out, unsorted, atol=1e-6)
     np.testing.assert_allclose(sorted_out, one_by_one, atol=1e-6)
 
@@ -89,11 +102,66 @@ def test_not_a_saved_model(tmp_path: Path) -> None:
         load_model(tmp_path / "empty")
 
 
+def rehash(saved: Path) -> None:
+    """Record the current checksums, as a save on another machine would have."""
+    manifest = json.loads((saved / "repmix.json").read_text())
+    manifest["files"] = {name: sha256_file(saved / name) for name in manifest["files"]}
+    (saved / "repmix.json").write_text(json.dumps(manifest))
+
+
 def test_missing_plugin(saved: Path) -> None:
     lock = (saved / LOCK_FILE).read_text().replace('"repmix-toy"', '"repmix-gone"')
     (saved / LOCK_FILE).write_text(lock)
+    rehash(saved)
     with pytest.raises(PluginError, match="repmix-gone .* not installed"):
         load_model(saved)
+
+
+@pytest.mark.parametrize("name", ["config.yaml", LOCK_FILE, "README.md"])
+def test_every_saved_file_is_checksummed(saved: Path, name: str) -> None:
+    """A changed config (e.g. mean -> cls), lock or card is refused, not loaded with other behaviour."""
+    path = saved / name
+    path.write_text(path.read_text().replace("toy-mean", "layer-mean") + "\n")
+    with pytest.raises(ArtifactError, match=f"{name} .* does not match its recorded checksum"):
+        load_model(saved)
+
+
+def test_saved_config_may_not_extend(saved: Path) -> None:
+    (saved / "config.yaml").write_text("extends: /etc/hostname\n" + (saved / "config.yaml").read_text())
+    rehash(saved)
+    with pytest.raises(ArtifactError, match="fully resolved"):
+        load_model(saved)
+
+
+def test_files_read_at_build_time_travel_with_the_model(tmp_path: Path, toy_plugin: Path) -> None:
+    """A component's saved_files are copied, hashed and used: the model loads after the original is gone."""
+    alphabet = tmp_path / "elsewhere" / "alphabet.txt"
+    alphabet.parent.mkdir()
+    alphabet.write_text("zyxwvutsrqponmlkjihgfedcba .", encoding="utf-8")
+    cfg = load_config_text(TOY_CONFIG.replace("{type: chars}", f"{{type: chars, alphabet_file: {alphabet}}}"))
+    model = build_model(plan_model(cfg), seed=0)
+    saved = save_model(model, tmp_path / "saved")
+    expected = model.encode(SENTENCES, tower="query")
+    manifest = json.loads((saved / "repmix.json").read_text())
+    bundled = manifest["bundled"]["model.towers.query.tokenizer.alphabet_file"]
+    assert (saved / bundled).read_text() == alphabet.read_text() and bundled in manifest["files"]
+    assert str(alphabet) not in (saved / "config.yaml").read_text()
+    alphabet.unlink()
+    np.testing.assert_array_equal(load_model(saved).encode(SENTENCES, tower="query"), expected)
+    (saved / bundled).write_text("abc", encoding="utf-8")
+    with pytest.raises(ArtifactError, match="alphabet.txt .* does not match its recorded checksum"):
+        load_model(saved)
+
+
+def test_model_card_lists_components_plugins_and_metrics(tmp_path: Path, toy_plugin: Path) -> None:
+    saved = save_model(toy_model(), tmp_path / "saved")
+    card = (saved / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: repmix\n")
+    assert "| `model.towers.query.encoder` | encoder |" in card and "repmix-toy" in card
+    assert "None recorded" in card
+    write_model_card(saved, toy_model(), {"accuracy": 0.75})
+    assert "| accuracy | 0.7500 |" in (saved / "README.md").read_text()
+    load_model(saved)  # the card's new checksum was recorded
 
 
 def test_cli_build_and_encode(tmp_path: Path, toy_plugin: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,11 +11,11 @@ import torch
 from toys import TOY_CONFIG
 
 from repmix.core.assembly import build_model, plan_model
-from repmix.core.cli.main import main
+from repmix.cli.main import main
 from repmix.core.components import ComponentConfig, Loss, LossInputs
-from repmix.core.configio import LocatedConfig, parse_yaml
+from repmix.core.config import LocatedConfig, parse_yaml
 from repmix.core.errors import PipelineError
-from repmix.core.types import AlignmentView, EncoderSignature, GranularitySpec, LossOutput
+from repmix.core.dataflow import AlignmentView, EncoderSignature, GranularitySpec, LossOutput
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

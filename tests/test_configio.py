@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from repmix.core.configio import apply_overrides, load_config, parse_override, parse_yaml
+from repmix.core.config import apply_overrides, load_config, parse_override, parse_yaml
 from repmix.core.errors import ConfigError, InputError
 
 
@@ -38,7 +38,7 @@ def test_extends_merges_and_keeps_lines(tmp_path: Path) -> None:
 
 
 def test_override_errors() -> None:
-    from repmix.core.configio import LocatedConfig
+    from repmix.core.config import LocatedConfig
 
     cfg = LocatedConfig({"a": [1, 2], "b": 3})
     with pytest.raises(ConfigError, match="not of the form"):

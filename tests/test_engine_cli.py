@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from test_engine_toys import registered_toys, toy_config
 
-from repmix.core.cli.main import build_parser, main
-from repmix.core.configio import load_config
-from repmix.core.engine import is_finished
+from repmix.cli.main import build_parser, main
+from repmix.core.config import load_config
+from repmix.engine import is_finished
 
 
 @pytest.fixture(autouse=True)

@@ -21,9 +21,9 @@ from test_engine_toys import (
     toy_entry_points,
 )
 
-from repmix.core.configio import load_config
-from repmix.core.engine import is_finished, train_run
-from repmix.core.engine.distributed import DistContext
+from repmix.core.config import load_config
+from repmix.engine import is_finished, train_run
+from repmix.engine.distributed import DistContext
 
 
 def test_shards_are_contiguous_slices_of_the_global_batch() -> None:

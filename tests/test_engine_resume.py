@@ -22,11 +22,11 @@ from test_engine_toys import (
     toy_entry_points,
 )
 
-from repmix.core.cli.main import main
-from repmix.core.configio import load_config
-from repmix.core.engine import is_finished, train_run
-from repmix.core.engine.runs import latest_checkpoint
-from repmix.core.engine.training import TrainingInterrupted
+from repmix.cli.main import main
+from repmix.core.config import load_config
+from repmix.engine import is_finished, train_run
+from repmix.engine.runs import latest_checkpoint
+from repmix.engine.training import TrainingInterrupted
 from repmix.core.errors import ArtifactError
 from repmix.registry.hooks import get_plugin_manager, hookimpl
 

@@ -24,9 +24,9 @@ import torch
 from pydantic import Field
 
 from repmix.core.components import ComponentConfig, Loss, LossInputs
-from repmix.core.configio import LocatedConfig, load_config
-from repmix.core.data import Dataset, Evaluator, Examples
-from repmix.core.types import LossOutput
+from repmix.core.config import LocatedConfig, load_config
+from repmix.core.components import Dataset, Evaluator, Examples
+from repmix.core.dataflow import LossOutput
 from repmix.registry.registry import temporary_component
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -66,8 +66,8 @@ class ToyEvaluator(Evaluator):
         pass
 
     def evaluate(self, model: Any, data: Examples) -> dict[str, float]:
-        q = torch.from_numpy(model.embed("query", data.columns["query"]))
-        d = torch.from_numpy(model.embed("document", data.columns["document"]))
+        q = torch.from_numpy(model.encode(data.columns["query"], tower="query"))
+        d = torch.from_numpy(model.encode(data.columns["document"], tower="document"))
         q = torch.nn.functional.normalize(q, dim=-1)
         d = torch.nn.functional.normalize(d, dim=-1)
         sims = q @ d.T

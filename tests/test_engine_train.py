@@ -11,10 +11,10 @@ import pytest
 import torch
 from test_engine_toys import losses_of, max_weight_difference, registered_toys, toy_config, weights
 
-from repmix.core.configio import load_config
-from repmix.core.engine import is_finished, train_run
-from repmix.core.engine.config import TrainConfig, plan_evaluations, train_config
-from repmix.core.engine.optim import lr_multiplier, param_groups
+from repmix.core.config import load_config
+from repmix.engine import is_finished, train_run
+from repmix.engine.settings import TrainConfig, plan_evaluations, train_config
+from repmix.engine.optim import lr_multiplier, param_groups
 from repmix.core.errors import ArtifactError, ConfigError
 from repmix.registry.hooks import get_plugin_manager, hookimpl
 
@@ -152,7 +152,7 @@ def test_component_lr_and_freezing(tmp_path: Path) -> None:
 def test_nested_component_inherits_parent_lr() -> None:
     from types import SimpleNamespace
 
-    from repmix.core.engine.optim import _effective_lr
+    from repmix.engine.optim import _effective_lr
 
     planned = {
         ("model", "losses", 0): SimpleNamespace(lr=0.5),
@@ -278,7 +278,7 @@ def test_hooks_are_called_and_add_report_sections(tmp_path: Path) -> None:
 
 
 def test_disk_full_leaves_the_run_unfinished(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import repmix.core.engine.training as training
+    import repmix.engine.training as training
 
     real = training.atomic_write_text
 

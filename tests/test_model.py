@@ -8,7 +8,7 @@ import pytest
 from toys import TOY_CONFIG
 
 from repmix.core.assembly import build_model, plan_model
-from repmix.core.configio import LocatedConfig, parse_yaml
+from repmix.core.config import LocatedConfig, parse_yaml
 
 PAIRS = {"query": ["a short one", "another"], "document": ["short", "other one"]}
 
@@ -21,7 +21,7 @@ def toy_model(loss: str):  # type: ignore[no-untyped-def]
 
 def test_a_loss_that_needs_layers_gets_them_in_the_training_forward(toy_plugin: Path) -> None:
     model = toy_model("layer-contrastive")
-    assert model.encode("query", PAIRS["query"]).layers is None  # no pooler needs them
+    assert model.encode_batch("query", PAIRS["query"]).layers is None  # no pooler needs them
     out = model(PAIRS)
     assert out.outputs["query"].layers is not None and out.outputs["document"].layers is not None
     assert float(out.loss) > 0

@@ -10,7 +10,7 @@ import pytest
 from core_helpers import run_cli, subprocess_env
 from toys import TOY_CONFIG, MeanPooler
 
-from repmix.core.cli.main import main
+from repmix.cli.main import main
 from repmix.core.errors import ConfigError, PluginError
 from repmix.registry import get_registry, temporary_component
 from repmix.registry.discovery import check_compatibility, plugin_name
@@ -106,7 +106,7 @@ def test_env_controls(toy_plugin: Path, plugin_dir, tmp_path: Path) -> None:  # 
 def test_plugins_list_imports_no_torch(toy_plugin: Path) -> None:
     code = (
         "import sys, io, contextlib\n"
-        "from repmix.core.cli.main import main\n"
+        "from repmix.cli.main import main\n"
         "buf = io.StringIO()\n"
         "with contextlib.redirect_stdout(buf):\n"
         "    rc = main(['plugins', 'list'])\n"
@@ -158,7 +158,7 @@ def test_kind_mismatch_is_a_plugin_error(toy_plugin: Path, plugin_dir, tmp_path:
     plugin_dir("repmix-wrong", requires=["repmix>=1"], entry_points={"repmix.poolers": {"not-a-pooler": "toys:CosineAligner"}})
     reg = get_registry()
     from repmix.core.assembly import plan_model
-    from repmix.core.configio import LocatedConfig, parse_yaml
+    from repmix.core.config import LocatedConfig, parse_yaml
 
     text = TOY_CONFIG.replace("{type: toy-mean, normalize: true}", "{type: not-a-pooler}")
     with pytest.raises(PluginError, match="does not subclass"):

@@ -7,6 +7,7 @@ fake distribution's entry points written by the ``fake_plugin`` fixture.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,14 +24,27 @@ from repmix.core.components import (
     Runtime,
     Tokenizer,
 )
-from repmix.core.types import Alignment, Encoded, EncoderSignature, Granularity, GranularitySpec, LossOutput
+from repmix.core.dataflow import Alignment, Encoded, EncoderSignature, Granularity, GranularitySpec, LossOutput
 
 
 class CharTokenizer(Tokenizer):
-    """Characters -> ids modulo ``vocab``; pads with 0."""
+    """Characters -> ids modulo ``vocab``, or by position in an alphabet file; pads with 0."""
 
     class Config(ComponentConfig):
         vocab: int = Field(128, gt=1)
+        alphabet_file: str | None = Field(None, description="a text file whose characters are the vocabulary")
+
+    def __init__(self, config: Config, runtime: Runtime) -> None:
+        super().__init__(config, runtime)
+        self.alphabet: dict[str, int] | None = None
+        if config.alphabet_file is not None:
+            chars = Path(config.alphabet_file).read_text(encoding="utf-8").strip()
+            self.alphabet = {c: 1 + i % (config.vocab - 2) for i, c in enumerate(chars)}
+
+    def _id(self, c: str) -> int:
+        if self.alphabet is None:
+            return 1 + ord(c) % (self.config.vocab - 1)
+        return self.alphabet.get(c, self.config.vocab - 1)
 
     def __call__(self, items: Sequence[Any]) -> dict[str, torch.Tensor]:
         length = max(1, max(len(s) for s in items))
@@ -38,9 +52,12 @@ class CharTokenizer(Tokenizer):
         mask = torch.zeros(len(items), length, dtype=torch.bool)
         for i, s in enumerate(items):
             if s:
-                ids[i, : len(s)] = torch.tensor([1 + ord(c) % (self.config.vocab - 1) for c in s])
+                ids[i, : len(s)] = torch.tensor([self._id(c) for c in s])
                 mask[i, : len(s)] = True
         return {"ids": ids, "mask": mask}
+
+    def saved_files(self) -> dict[str, Path | list[Path]]:
+        return {} if self.config.alphabet_file is None else {"alphabet_file": Path(self.config.alphabet_file)}
 
 
 class EmbeddingEncoder(Encoder):
@@ -119,8 +136,7 @@ class LayerContrastiveLoss(ContrastiveLoss):
     needs_layers = True
 
     def forward(self, inputs: LossInputs) -> LossOutput:
-        assert inputs.model is not None
-        (tower, _), _ = inputs.model.alignment_between[next(iter(inputs.alignments))]
+        (tower, _), _ = inputs.between[next(iter(inputs.alignments))]
         layers = inputs.outputs[tower].layers
         if layers is None:
             raise AssertionError("layer-contrastive got no per-layer states")

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 import pytest
-from repmix.core.cli.main import main
+from repmix.cli.main import main
 
 REPO = Path(__file__).resolve().parents[3]
 GRID = REPO / "examples" / "ablate-retrieval-losses.yaml"
@@ -53,7 +53,7 @@ def test_dse_variant_trains_at_a_tiny_size(grid: Path, tmp_path: Path) -> None:
     """The DSE run: teacher scores computed at load, (y, z) targets through the engine, STS-B dev Spearman."""
     if not (STSB / "train.tsv").is_file() or STSB != (REPO.parent / "shared" / "data" / "stsb").resolve():
         pytest.skip(f"the grid reads ../shared/data/stsb from the repository root; STS-B not found there ({STSB})")
-    from repmix.core.engine import ablate as ab
+    from repmix.engine import ablate as ab
 
     tiny = ["train.batch_size=4", "train.max_steps=2", "train.device=cpu", "evaluate.data.limit=16"]
     ablation = ab.prepare(grid, tiny)

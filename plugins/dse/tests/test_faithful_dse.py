@@ -15,8 +15,7 @@ import math
 
 import pytest
 import torch
-from repmix.core.components import LossInputs, Runtime
-from repmix.core.types import Alignment, Encoded, Granularity, GranularitySpec
+from repmix.sdk import Alignment, Encoded, Granularity, GranularitySpec, LossInputs, Runtime
 from repmix_dse.aligners import PairHeadAligner, pair_features
 from repmix_dse.loss import DSEDistillLoss, binary_teacher_logit
 from repmix_dse.poolers import TopLayersMeanPooler
@@ -87,26 +86,25 @@ def test_pooler_ignores_position_zero() -> None:
     assert out.shape == (2, 32)
 
 
-def test_pooler_equals_the_official_formula_on_bert(tiny_hf_model_dir: str) -> None:
-    from repmix.core.assembly import build_model, plan_model
-    from repmix.core.configio import LocatedConfig, parse_yaml
+def test_pooler_equals_the_official_formula_on_bert(tiny_bert_dir: str) -> None:
+    from repmix.sdk import LocatedConfig, build_model, parse_yaml, plan_model
     from transformers import AutoModel, AutoTokenizer
 
     text = f"""
 model:
   towers:
     text:
-      tokenizer: {{type: std.hf-tokenizer, model: '{tiny_hf_model_dir}'}}
-      encoder:   {{type: std.hf-transformer, model: '{tiny_hf_model_dir}'}}
+      tokenizer: {{type: std.hf-tokenizer, model: '{tiny_bert_dir}'}}
+      encoder:   {{type: std.hf-transformer, model: '{tiny_bert_dir}'}}
       poolers:   {{sentence: {{type: dse.top-layers-mean, layers: 4}}}}
 """
     data, lines = parse_yaml(text, "dse.yaml")
     model = build_model(plan_model(LocatedConfig(data, lines, "dse.yaml")))
     sentences = ["the man is riding a horse", "hello world", "a dog"]
-    ours = torch.from_numpy(model.embed("text", sentences, sort_by_length=False))
+    ours = torch.from_numpy(model.encode(sentences, tower="text", sort_by_length=False))
 
-    tok = AutoTokenizer.from_pretrained(tiny_hf_model_dir)
-    bert = AutoModel.from_pretrained(tiny_hf_model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    bert = AutoModel.from_pretrained(tiny_bert_dir).eval()
     batch = tok(sentences, padding=True, return_tensors="pt")
     with torch.no_grad():
         hidden = bert(**batch, output_hidden_states=True).hidden_states

@@ -8,12 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from repmix.core.artifacts import save_model
-from repmix.core.assembly import build_model, plan_model
-from repmix.core.cli.main import main
-from repmix.core.components import Runtime
-from repmix.core.configio import LocatedConfig, parse_yaml
-from repmix.core.errors import InputError
+from repmix.sdk import build_model, plan_model, save_model
+from repmix.cli.main import main
+from repmix.sdk import InputError, LocatedConfig, Runtime, parse_yaml
 from repmix_dse.data import DistillPairsConfig, DistillPairsDataset, write_teacher_scores
 
 PAIRS = [
@@ -93,30 +90,30 @@ model:
 """
 
 
-def test_teacher_model_scores_pairs_with_its_alignment(tmp_path: Path, tiny_hf_model_dir: str) -> None:
+def test_teacher_model_scores_pairs_with_its_alignment(tmp_path: Path, tiny_bert_dir: str) -> None:
     _pairs_file(tmp_path)
-    data, lines = parse_yaml(TEACHER_YAML.format(m=tiny_hf_model_dir), "teacher.yaml")
+    data, lines = parse_yaml(TEACHER_YAML.format(m=tiny_bert_dir), "teacher.yaml")
     teacher = build_model(plan_model(LocatedConfig(data, lines, "teacher.yaml")))
     saved = save_model(teacher, tmp_path / "teacher-model")
-    a = torch.from_numpy(teacher.embed("query", [p[0] for p in PAIRS]))
-    b = torch.from_numpy(teacher.embed("document", [p[1] for p in PAIRS]))
+    a = torch.from_numpy(teacher.encode([p[0] for p in PAIRS], tower="query"))
+    b = torch.from_numpy(teacher.encode([p[1] for p in PAIRS], tower="document"))
     reference = torch.nn.functional.cosine_similarity(a, b, dim=1)
     examples = _dataset(path=str(tmp_path), target=None, teacher={"model": str(saved)}).load()
     torch.testing.assert_close(torch.tensor(examples.targets), reference, rtol=0, atol=1e-5)
     yaml_path = tmp_path / "teacher.yaml"
-    yaml_path.write_text(TEACHER_YAML.format(m=tiny_hf_model_dir), encoding="utf-8")
+    yaml_path.write_text(TEACHER_YAML.format(m=tiny_bert_dir), encoding="utf-8")
     from_yaml = _dataset(path=str(tmp_path), target=None, teacher={"model": str(yaml_path)}).load()
     torch.testing.assert_close(torch.tensor(from_yaml.targets), reference, rtol=0, atol=1e-5)
     with pytest.raises(InputError, match="no alignment 'nope'"):
         _dataset(path=str(tmp_path), teacher={"model": str(saved), "alignment": "nope"}).load()
 
 
-def test_student_trains_two_steps_from_yaml(tmp_path: Path, tiny_hf_model_dir: str) -> None:
+def test_student_trains_two_steps_from_yaml(tmp_path: Path, tiny_bert_dir: str) -> None:
     """Top-layers pooler + pair head + dse-distill, trained by the engine and evaluated by std's sts."""
     _pairs_file(tmp_path)
     scores = tmp_path / "teacher.tsv"
     write_teacher_scores(scores, ("sentence1", "sentence2"), [(a, b) for a, b, _ in PAIRS], [0.2 * s for *_, s in PAIRS])
-    m = tiny_hf_model_dir
+    m = tiny_bert_dir
     config = tmp_path / "dse.yaml"
     config.write_text(
         f"""

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from repmix.core.artifacts import load_model, save_model
-from repmix.core.assembly import build_model, plan_model
-from repmix.core.configio import LocatedConfig, parse_yaml
+from repmix.sdk import LocatedConfig, build_model, load_model, parse_yaml, plan_model, save_model
 from repmix_dupmae.encoder import EXTRA_MLM_LABELS
 from repmix_dupmae.loss import DuplexLoss
 
@@ -46,7 +44,7 @@ def test_head_is_tied_to_the_word_embeddings(tiny_bert_dir: str, tmp_path: Path)
     enc2 = loaded.tower("text").encoder
     assert enc2.head.decoder.weight.data_ptr() == enc2.model.get_input_embeddings().weight.data_ptr()
     model.eval()
-    torch.testing.assert_close(torch.from_numpy(loaded.embed("text", TEXTS)), torch.from_numpy(model.embed("text", TEXTS)))
+    torch.testing.assert_close(torch.from_numpy(loaded.encode(TEXTS, tower="text")), torch.from_numpy(model.encode(TEXTS, tower="text")))
 
 
 def test_masks_only_in_training(tiny_bert_dir: str) -> None:
@@ -54,13 +52,13 @@ def test_masks_only_in_training(tiny_bert_dir: str) -> None:
     enc = model.tower("text").encoder
     model.eval()
     with torch.no_grad():
-        clean = model.encode("text", TEXTS)
+        clean = model.encode_batch("text", TEXTS)
         hf = enc.model(**{k: v for k, v in model.tower("text").tokenizer(TEXTS).items()}).last_hidden_state
     assert EXTRA_MLM_LABELS not in clean.extras
     torch.testing.assert_close(clean["token"].hidden, hf)
     model.train()
     torch.manual_seed(0)
-    masked = model.encode("text", TEXTS)
+    masked = model.encode_batch("text", TEXTS)
     labels = masked.extras[EXTRA_MLM_LABELS]
     n_real = int(masked["token"].full_mask().sum())
     assert 0 < int((labels != -100).sum()) <= round(0.3 * n_real) + len(TEXTS)
@@ -92,7 +90,7 @@ def test_loss_terms_weights_and_gradients(tiny_bert_dir: str) -> None:
 
 
 def test_duplex_needs_a_dupmae_encoder(tiny_bert_dir: str) -> None:
-    from repmix.core.errors import InputError
+    from repmix.sdk import InputError
 
     text = f"""
 model:
@@ -112,7 +110,7 @@ model:
 def test_unified_embedding_layout(tiny_bert_dir: str) -> None:
     model = build(tiny_bert_dir).eval()
     with torch.no_grad():
-        enc = model.encode("text", TEXTS)
+        enc = model.encode_batch("text", TEXTS)
     unified = enc["sentence"].hidden
     d = enc["token"].dim
     cls = torch.nn.functional.normalize(enc["token"].hidden[:, 0], dim=-1)

@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
-from repmix.core.components import Runtime
-from repmix.core.types import Encoded, Granularity
+from repmix.sdk import Encoded, Granularity, Runtime
 from repmix_dupmae.loss import bag_of_words_loss, bag_of_words_weights
 from repmix_dupmae.masking import decoder_attention, whole_word_mask, word_groups
 from repmix_dupmae.poolers import OrdinaryTokenPooler, ordinary_token_vector

@@ -15,8 +15,7 @@ import math
 
 import pytest
 import torch
-from repmix.core.components import Runtime
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from repmix.sdk import Encoded, EncoderSignature, Granularity, GranularitySpec, Runtime
 from repmix_lama.pooler import LamaPooler, parameter_count
 
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from repmix.core.configio import parse_yaml
+from repmix.sdk import parse_yaml
 
 REPO = Path(__file__).resolve().parents[3]
 GRID = REPO / "examples" / "ablate-sentence-embeddings.yaml"

@@ -6,15 +6,20 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import pytest
-from repmix.core.assembly import plan_model
-from repmix.core.components import ComponentConfig, Encoder, Loss, LossInputs
-from repmix.core.configio import LocatedConfig, parse_yaml
-from repmix.core.errors import ConfigError, PipelineError
-from repmix.core.types import (
+from repmix.sdk import (
+    ComponentConfig,
+    ConfigError,
     Encoded,
+    Encoder,
     EncoderSignature,
     GranularitySpec,
+    LocatedConfig,
+    Loss,
+    LossInputs,
     LossOutput,
+    PipelineError,
+    parse_yaml,
+    plan_model,
 )
 from repmix.sdk.conformance import ByteTokenizer
 

@@ -6,10 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from repmix.core.assembly import build_model, plan_model
-from repmix.core.components import Runtime
-from repmix.core.configio import LocatedConfig, parse_yaml
-from repmix.core.data import Examples
+from repmix.sdk import Examples, LocatedConfig, Runtime, build_model, parse_yaml, plan_model
 
 TEXTS = ["a man is riding a horse", "the dog is eating food", "two women are talking", "a red car", "hello"]
 
@@ -38,9 +35,9 @@ def test_early_exit_equals_the_full_models_hidden_state(tiny_bert_dir: str) -> N
     assert full.state_dict().keys() == short.state_dict().keys()
     short.load_state_dict(full.state_dict())
     with torch.no_grad():
-        ref = full.encode("text", TEXTS, output_layers=True)
-        out = short.encode("text", TEXTS, output_layers=True)
-        again = short.encode("text", TEXTS, output_layers=True)
+        ref = full.encode_batch("text", TEXTS, output_layers=True)
+        out = short.encode_batch("text", TEXTS, output_layers=True)
+        again = short.encode_batch("text", TEXTS, output_layers=True)
     assert ref.layers is not None and out.layers is not None and len(out.layers) == 3
     for i in range(3):
         torch.testing.assert_close(out.layers[i], ref.layers[i], atol=1e-6, rtol=0)
@@ -62,9 +59,9 @@ def test_truncate_pooler_serves_every_layer_and_dim(tiny_bert_dir: str) -> None:
     ))
     full = build(TOWER.format(model=tiny_bert_dir, encoder=f"{{type: hf-transformer, model: {tiny_bert_dir}}}",
                               pooler="{type: mean}"))
-    vectors = torch.from_numpy(model.embed("text", TEXTS))
+    vectors = torch.from_numpy(model.encode(TEXTS, tower="text"))
     with torch.no_grad():
-        ref = full.encode("text", TEXTS, output_layers=True)
+        ref = full.encode_batch("text", TEXTS, output_layers=True)
     assert ref.layers is not None
     expected = torch.nn.functional.normalize(pool_tokens(ref.layers[2], ref["token"].full_mask(), "mean")[:, :8], dim=-1)
     torch.testing.assert_close(vectors, expected, atol=1e-5, rtol=0)
@@ -105,7 +102,7 @@ model:
 
 
 def test_grid_script_writes_csv_md_png(tiny_bert_dir: str, stsb_dir: Path, tmp_path: Path) -> None:
-    from repmix.core.artifacts import save_model
+    from repmix.sdk import save_model
     from repmix_matryoshka2d.grid import main
 
     text = f"""

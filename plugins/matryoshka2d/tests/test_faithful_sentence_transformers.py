@@ -17,8 +17,7 @@ import warnings
 
 import pytest
 import torch
-from repmix.core.assembly import build_model, plan_model
-from repmix.core.configio import LocatedConfig, parse_yaml
+from repmix.sdk import LocatedConfig, build_model, parse_yaml, plan_model
 
 ANCHORS = ["a man is riding a horse", "the dog is eating food", "two women are talking", "a red car on the street"]
 POSITIVES = ["a man rides a horse", "a dog eats", "women are talking to one another", "the car is red"]

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from repmix.core.assembly import build_model, plan_model
-from repmix.core.components import LossInputs
-from repmix.core.configio import LocatedConfig, parse_yaml
-from repmix.core.errors import InputError, PipelineError
+from repmix.sdk import (
+    InputError,
+    LocatedConfig,
+    LossInputs,
+    PipelineError,
+    build_model,
+    parse_yaml,
+    plan_model,
+)
 from repmix_matryoshka2d.loss import layer_weight
 
 ANCHORS = ["a man is riding a horse", "the dog is eating food", "two women are talking", "a red car"]
@@ -42,7 +47,7 @@ def test_reduces_to_the_base_loss(tiny_bert_dir: str) -> None:
     with torch.no_grad():
         out = model({"query": ANCHORS, "document": POSITIVES})
         base = model.losses[0].base
-        expected = base(LossInputs(out.alignments, out.outputs, model)).value
+        expected = base(LossInputs(out.alignments, out.outputs)).value
     assert float(out.loss) == pytest.approx(float(expected), abs=1e-6)
 
 
@@ -55,7 +60,7 @@ def test_the_model_asks_the_encoder_for_layers_the_loss_needs(tiny_bert_dir: str
 
     model = last_layer_only("dims: [32, 16]")
     assert model.losses[0].needs_layers
-    assert model.encode("query", ANCHORS[:1]).layers is None  # plain encoding stays cheap
+    assert model.encode_batch("query", ANCHORS[:1]).layers is None  # plain encoding stays cheap
     torch.manual_seed(0)
     out = model(SHORT)
     assert out.outputs["query"].layers is not None and torch.isfinite(out.loss)
@@ -123,15 +128,15 @@ def test_repool_recomputes_the_tower_pooler_from_a_layer(tiny_bert_dir: str) -> 
 
     model = build(tiny_bert_dir, "dims: [32]", pooler="cls").eval()
     with torch.no_grad():
-        encoded = model.encode("query", ANCHORS, output_layers=True)
+        encoded = model.encode_batch("query", ANCHORS, output_layers=True)
         assert encoded.layers is not None and len(encoded.layers) == 4
-        torch.testing.assert_close(repool(model, "query", "sentence", encoded, -1).hidden, encoded["sentence"].hidden)
+        torch.testing.assert_close(repool(model.tower("query"), "query", "sentence", encoded, -1).hidden, encoded["sentence"].hidden)
         mask = encoded["token"].full_mask()
         torch.testing.assert_close(
-            repool(model, "query", "sentence", encoded, 1).hidden, pool_tokens(encoded.layers[1], mask, "cls")
+            repool(model.tower("query"), "query", "sentence", encoded, 1).hidden, pool_tokens(encoded.layers[1], mask, "cls")
         )
         with pytest.raises(InputError, match="produced by the encoder"):
-            repool(model, "query", "token", encoded, 1)
+            repool(model.tower("query"), "query", "token", encoded, 1)
 
 
 def test_layer_weights() -> None:

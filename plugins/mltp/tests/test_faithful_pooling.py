@@ -18,10 +18,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from repmix.core.assembly import build_model, plan_model
-from repmix.core.components import Runtime
-from repmix.core.configio import LocatedConfig, parse_yaml
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from repmix.sdk import (
+    Encoded,
+    EncoderSignature,
+    Granularity,
+    GranularitySpec,
+    LocatedConfig,
+    Runtime,
+    build_model,
+    parse_yaml,
+    plan_model,
+)
 from repmix_mltp.poolers import EosPooler, MeanPooler, MultiLayerTrainablePooler
 
 
@@ -133,7 +140,7 @@ model:
     model = build_model(plan_model(LocatedConfig(data, lines, "m.yaml"))).eval()
     items = ["a man is riding a horse", "hello", "the red car"]
     with torch.no_grad():
-        encoded = model.encode("text", items)
+        encoded = model.encode_batch("text", items)
     assert encoded.layers is not None and len(encoded.layers) == 4  # the pooler asked the tower for them
     assert encoded["sentence"].hidden.shape == (3, 32)
     # the EOS of a BERT input is [SEP]: the last real token of the last layer

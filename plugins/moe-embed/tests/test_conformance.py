@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from repmix.sdk.conformance import Case, conformance_cases, fixture
 
-TINY = fixture("tiny_hf_model_dir")
+TINY = fixture("tiny_bert_dir")
 ITEMS = [
     "text\thello world",
     "molecule\tCC(=O)O",

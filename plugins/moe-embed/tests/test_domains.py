@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from repmix.core.components import Runtime
-from repmix.core.errors import ConfigError, InputError
+from repmix.sdk import ConfigError, InputError, Runtime
 from repmix_moe_embed.encoder import MoETransformer
 from repmix_moe_embed.tokenizer import DomainTokenizer
 
@@ -14,9 +13,9 @@ def _tokenizer(model_dir: str, **options: object) -> DomainTokenizer:
     return DomainTokenizer(DomainTokenizer.Config(model=model_dir, **options), Runtime())
 
 
-def test_tags_mappings_patterns_and_default(tiny_hf_model_dir: str) -> None:
+def test_tags_mappings_patterns_and_default(tiny_bert_dir: str) -> None:
     tok = _tokenizer(
-        tiny_hf_model_dir, domains=["text", "molecule"], patterns={"molecule": r"[^\s]+"}, default_domain="text"
+        tiny_bert_dir, domains=["text", "molecule"], patterns={"molecule": r"[^\s]+"}, default_domain="text"
     )
     batch = tok(["molecule\tthe acid", {"domain": "text", "text": "CCO"}, "CC(=O)O", "a plain sentence"])
     assert batch["domain"].tolist() == [1, 0, 1, 0]
@@ -24,8 +23,8 @@ def test_tags_mappings_patterns_and_default(tiny_hf_model_dir: str) -> None:
     assert batch["input_ids"][0].tolist()[: 4] == tok(["text\tthe acid"])["input_ids"][0].tolist()[:4]
 
 
-def test_undeclared_tag_names_the_tag_and_the_declared_ones(tiny_hf_model_dir: str) -> None:
-    tok = _tokenizer(tiny_hf_model_dir, domains=["text", "molecule"])
+def test_undeclared_tag_names_the_tag_and_the_declared_ones(tiny_bert_dir: str) -> None:
+    tok = _tokenizer(tiny_bert_dir, domains=["text", "molecule"])
     with pytest.raises(InputError) as err:
         tok(["text\thello", "protein\tMKVL"])
     message = str(err.value)
@@ -37,16 +36,16 @@ def test_undeclared_tag_names_the_tag_and_the_declared_ones(tiny_hf_model_dir: s
     assert "protein" in (tok.check_item("protein\tMKVL") or "")
 
 
-def test_config_errors_name_the_undeclared_domain(tiny_hf_model_dir: str) -> None:
+def test_config_errors_name_the_undeclared_domain(tiny_bert_dir: str) -> None:
     with pytest.raises(ValueError, match="'protein' is not declared"):
-        DomainTokenizer.Config(model=tiny_hf_model_dir, domains=["text"], default_domain="protein")
+        DomainTokenizer.Config(model=tiny_bert_dir, domains=["text"], default_domain="protein")
 
 
-def test_encoder_needs_a_domain_tokenizer(tiny_hf_model_dir: str) -> None:
+def test_encoder_needs_a_domain_tokenizer(tiny_bert_dir: str) -> None:
     with pytest.raises(ConfigError, match="declares domains"):
-        MoETransformer(MoETransformer.Config(model=tiny_hf_model_dir), Runtime())
-    tok = _tokenizer(tiny_hf_model_dir, domains=["a", "b"])
-    enc = MoETransformer(MoETransformer.Config(model=tiny_hf_model_dir, layers=[0]), Runtime(tokenizer=tok))
+        MoETransformer(MoETransformer.Config(model=tiny_bert_dir), Runtime())
+    tok = _tokenizer(tiny_bert_dir, domains=["a", "b"])
+    enc = MoETransformer(MoETransformer.Config(model=tiny_bert_dir, layers=[0]), Runtime(tokenizer=tok))
     assert enc.expert_layers == (0,) and len(enc.experts(0)) == 2
     batch = tok(["a\tone", "b\ttwo"])
     with pytest.raises(InputError, match="'domain' tensor"):

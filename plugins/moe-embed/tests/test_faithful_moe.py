@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from repmix.core.assembly import build_model, plan_model
-from repmix.core.configio import LocatedConfig, parse_yaml
+from repmix.sdk import LocatedConfig, build_model, parse_yaml, plan_model
 from torch import nn
 
 TEXTS = ["hello world", "CC(=O)O", "a longer sentence about the molecule and water", "C1=CC=CC=C1", "one"]
@@ -58,37 +57,37 @@ model:
 
 
 @pytest.mark.parametrize("layers", ["all", "[-1]"])
-def test_moe_equals_the_pretrained_encoder_at_initialisation_for_any_routing(tiny_hf_model_dir: str, layers: str) -> None:
-    moe, plain = _pair(tiny_hf_model_dir, layers)
-    reference = torch.from_numpy(plain.embed("text", TEXTS))
+def test_moe_equals_the_pretrained_encoder_at_initialisation_for_any_routing(tiny_bert_dir: str, layers: str) -> None:
+    moe, plain = _pair(tiny_bert_dir, layers)
+    reference = torch.from_numpy(plain.encode(TEXTS, tower="text"))
     for tags in (["text"] * 5, ["molecule"] * 5, ["text", "molecule", "other", "molecule", "text"]):
-        ours = torch.from_numpy(moe.embed("text", [f"{t}\t{x}" for t, x in zip(tags, TEXTS, strict=True)]))
+        ours = torch.from_numpy(moe.encode([f"{t}\t{x}" for t, x in zip(tags, TEXTS, strict=True)], tower="text"))
         torch.testing.assert_close(ours, reference, rtol=0, atol=TOLERANCE)
 
 
 def test_moe_minilm_equals_minilm_at_initialisation(minilm_dir: Path) -> None:
     moe, plain = _pair(str(minilm_dir))
-    reference = torch.from_numpy(plain.embed("text", TEXTS))
-    ours = torch.from_numpy(moe.embed("text", [f"{t}\t{x}" for t, x in zip(["text", "molecule"] * 3, TEXTS)]))
+    reference = torch.from_numpy(plain.encode(TEXTS, tower="text"))
+    ours = torch.from_numpy(moe.encode([f"{t}\t{x}" for t, x in zip(["text", "molecule"] * 3, TEXTS)], tower="text"))
     assert moe.tower("text").encoder.expert_layers == tuple(range(6))
     torch.testing.assert_close(ours, reference, rtol=0, atol=TOLERANCE)
 
 
-def test_perturbing_one_expert_changes_only_the_examples_routed_to_it(tiny_hf_model_dir: str) -> None:
-    moe, _ = _pair(tiny_hf_model_dir)
+def test_perturbing_one_expert_changes_only_the_examples_routed_to_it(tiny_bert_dir: str) -> None:
+    moe, _ = _pair(tiny_bert_dir)
     tags = ["text", "molecule", "text", "other", "molecule"]
     items = [f"{t}\t{x}" for t, x in zip(tags, TEXTS, strict=True)]
-    before = torch.from_numpy(moe.embed("text", items))
+    before = torch.from_numpy(moe.encode(items, tower="text"))
     encoder = moe.tower("text").encoder
     with torch.no_grad():
         weight = encoder.experts(0)[1]["intermediate"].dense.weight  # block 0, expert 'molecule'
         weight.add_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(0)))
-    after = torch.from_numpy(moe.embed("text", items))
+    after = torch.from_numpy(moe.encode(items, tower="text"))
     changed = [(a - b).abs().max().item() > 1e-4 for a, b in zip(after, before, strict=True)]
     assert changed == [t == "molecule" for t in tags]
 
 
-def test_loss_equals_sentence_transformers_mnrl(tiny_hf_model_dir: str) -> None:
+def test_loss_equals_sentence_transformers_mnrl(tiny_bert_dir: str) -> None:
     from sentence_transformers.sentence_transformer.losses.multiple_negatives_ranking import (
         MultipleNegativesRankingLoss as STMNRL,
     )
@@ -98,8 +97,8 @@ def test_loss_equals_sentence_transformers_mnrl(tiny_hf_model_dir: str) -> None:
 model:
   towers:
     text:
-      tokenizer: {{type: moe-embed.domain-tokenizer, model: '{tiny_hf_model_dir}', domains: [text, molecule]}}
-      encoder:   {{type: moe-embed.moe-transformer, model: '{tiny_hf_model_dir}'}}
+      tokenizer: {{type: moe-embed.domain-tokenizer, model: '{tiny_bert_dir}', domains: [text, molecule]}}
+      encoder:   {{type: moe-embed.moe-transformer, model: '{tiny_bert_dir}'}}
       poolers:   {{sentence: {{type: std.mean}}}}
     molecule: {{shared_with: text}}
   alignments:
@@ -112,16 +111,16 @@ model:
     molecules = [f"molecule\t{x}" for x in ("CC(=O)O", "C", "C1=CC=CC=C1", "O")]
     with torch.no_grad():
         ours = model({"text": texts, "molecule": molecules}).loss
-        a = model.encode("text", texts)["sentence"].hidden
-        b = model.encode("molecule", molecules)["sentence"].hidden
+        a = model.encode_batch("text", texts)["sentence"].hidden
+        b = model.encode_batch("molecule", molecules)["sentence"].hidden
     reference = STMNRL(nn.Module(), scale=20.0).compute_loss_from_embeddings([a, b], labels=None)
     assert ours is not None
     torch.testing.assert_close(ours, reference, rtol=0, atol=TOLERANCE)
 
 
-def test_feed_forward_flops_per_token_are_unchanged(tiny_hf_model_dir: str) -> None:
+def test_feed_forward_flops_per_token_are_unchanged(tiny_bert_dir: str) -> None:
     """Count multiply-adds of every Linear called: equal for the MoE and the plain encoder."""
-    moe, plain = _pair(tiny_hf_model_dir)
+    moe, plain = _pair(tiny_bert_dir)
 
     def count(model, items):  # type: ignore[no-untyped-def]
         total = [0]
@@ -130,7 +129,7 @@ def test_feed_forward_flops_per_token_are_unchanged(tiny_hf_model_dir: str) -> N
             total[0] += args[0].shape[:-1].numel() * module.in_features * module.out_features
 
         handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Linear)]
-        model.embed("text", items, sort_by_length=False)
+        model.encode(items, tower="text", sort_by_length=False)
         for h in handles:
             h.remove()
         return total[0]

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from repmix.core.cli.main import main as repmix_main
-from repmix.core.configio import load_config
-from repmix.core.engine.training import train_run
+from repmix.cli.main import main as repmix_main
+from repmix.sdk import load_config, train_run
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -42,8 +41,8 @@ def finite_metrics(metrics: dict[str, float], prefix: str = "") -> None:
         assert 0.0 < metrics[f"{prefix}{direction}/mrr"] <= 1.0
 
 
-def test_orma_demo_config_trains_and_evaluates(tiny_hf_model_dir: str, tmp_path: Path) -> None:
-    overrides = [*tiny_overrides(tiny_hf_model_dir), "data.size=40", "model.alignments.mid.iterations=10"]
+def test_orma_demo_config_trains_and_evaluates(tiny_bert_dir: str, tmp_path: Path) -> None:
+    overrides = [*tiny_overrides(tiny_bert_dir), "data.size=40", "model.alignments.mid.iterations=10"]
     cfg = load_config(EXAMPLES / "orma-demo.yaml", overrides)
     assert set(cfg.data["model"]["alignments"]) == {"global", "local", "mid"}
     metrics = train_run(cfg, tmp_path / "run", progress=False)
@@ -52,9 +51,9 @@ def test_orma_demo_config_trains_and_evaluates(tiny_hf_model_dir: str, tmp_path:
     assert (tmp_path / "run" / "model").is_dir()
 
 
-def test_orma_chebi20_config_trains_and_evaluates(tiny_hf_model_dir: str, chebi20_dir: Path, tmp_path: Path) -> None:
+def test_orma_chebi20_config_trains_and_evaluates(tiny_bert_dir: str, chebi20_dir: Path, tmp_path: Path) -> None:
     overrides = [
-        *tiny_overrides(tiny_hf_model_dir),
+        *tiny_overrides(tiny_bert_dir),
         f"data.path={chebi20_dir}",
         "data.limit=16",
         f"evaluate.1.extra_candidates.path={chebi20_dir}",

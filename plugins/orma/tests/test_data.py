@@ -8,8 +8,7 @@ from unittest import mock
 import pytest
 from rdkit import Chem
 
-from repmix.core.components import Runtime
-from repmix.core.errors import InputError
+from repmix.sdk import InputError, Runtime
 from repmix_orma.data import ChEBI20Dataset, hash_holdout
 from repmix_orma.demo import DemoMoleculesDataset, generate
 
@@ -101,7 +100,7 @@ def test_invalid_smiles_names_file_and_line(tmp_path: Path, cache_dir: str) -> N
 
 def test_malformed_rows_and_missing_columns(tmp_path: Path, cache_dir: str) -> None:
     folder = write(tmp_path / "rows", "validation.tsv", GOOD + "5\tCCN\n6\t\tempty smiles\n")
-    with pytest.raises(InputError, match=r"validation.tsv:5: expected 3 tab-separated fields, found 2"):
+    with pytest.raises(InputError, match=r"validation.tsv:5: expected 3 tab-separated fields \(cid, smiles, description\), found 2"):
         chebi(folder, cache_dir).load("all")
     out = chebi(folder, cache_dir, on_error="skip").load("all")
     assert out.skipped == 3 and len(out) == 2

@@ -10,9 +10,7 @@ import pytest
 import torch
 
 from orma_loops import sparc as loop_sparc
-from repmix.core.components import Runtime
-from repmix.core.errors import InputError
-from repmix.core.types import Granularity
+from repmix.sdk import Granularity, InputError, Runtime
 from repmix.sdk.conformance import Case, conformance_cases
 from repmix_orma.fine_grained import WeightedPoolingAligner, pair_blocks, sparc_pool
 

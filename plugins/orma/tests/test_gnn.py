@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from repmix.core.components import Runtime
-from repmix.core.errors import ConfigError
+from repmix.sdk import ConfigError, Runtime
 from repmix_orma.gnn import HierarchicalGNN, gcn_norm
 from repmix_orma.graph import MoleculeGraphTokenizer
 

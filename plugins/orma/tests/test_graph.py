@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from repmix.core.components import Runtime
-from repmix.core.errors import InputError
+from repmix.sdk import InputError, Runtime
 from repmix_orma.graph import (
     ELEMENTS,
     GraphBatch,

@@ -13,10 +13,7 @@ import pytest
 import torch
 
 import orma_loops as loops
-from repmix.core.components import LossInputs, Runtime
-from repmix.core.errors import InputError
-from repmix.core.model import AssembledModel
-from repmix.core.types import Alignment, Encoded, Granularity
+from repmix.sdk import Alignment, AssembledModel, Encoded, Granularity, InputError, LossInputs, Runtime
 from repmix.registry import get_registry
 from repmix.sdk.conformance import Case, conformance_cases
 from repmix_orma.fine_grained import WeightedPoolingAligner

@@ -13,9 +13,7 @@ import pytest
 import torch
 
 import orma_loops as loops
-from repmix.core.components import Runtime
-from repmix.core.errors import ConfigError, InputError
-from repmix.core.types import Granularity
+from repmix.sdk import ConfigError, Granularity, InputError, Runtime
 from repmix.sdk.conformance import Case, conformance_cases
 from repmix_orma.fine_grained import sparc_pool
 from repmix_orma.ot import OTMultiTokenAligner, ipot, orma_cost

@@ -6,9 +6,15 @@ import pytest
 import torch
 from torch import nn
 
-from repmix.core.components import Runtime
-from repmix.core.errors import ConfigError, PipelineError
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from repmix.sdk import (
+    ConfigError,
+    Encoded,
+    EncoderSignature,
+    Granularity,
+    GranularitySpec,
+    PipelineError,
+    Runtime,
+)
 from repmix_orma.project import ProjectPooler
 
 SIG = EncoderSignature(

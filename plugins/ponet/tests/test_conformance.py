@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from repmix.sdk.conformance import ByteTokenizer, Case, conformance_cases, fixture
 
-TINY = fixture("tiny_hf_model_dir")
+TINY = fixture("tiny_bert_dir")
 TEXTS = ["hello world", "a considerably longer query about the model and data and words", "x", "mid length text"]
 
 CASES = [

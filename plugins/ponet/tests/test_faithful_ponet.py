@@ -15,7 +15,7 @@ import math
 
 import pytest
 import torch
-from repmix.core.components import Runtime
+from repmix.sdk import Runtime
 from repmix_ponet.encoder import PoNetEncoder, PoNetMixing
 
 
@@ -104,7 +104,7 @@ def test_encoder_layers_are_a_loop_over_blocks() -> None:
 
 
 def test_too_long_input_is_a_clear_error() -> None:
-    from repmix.core.errors import InputError
+    from repmix.sdk import InputError
 
     class Tok:
         vocab_size = 10

@@ -9,9 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from repmix.core.components import LossInputs, Runtime
-from repmix.core.errors import InputError, PipelineError
-from repmix.core.types import Alignment, Granularity, GranularitySpec
+from repmix.sdk import (
+    Alignment,
+    Granularity,
+    GranularitySpec,
+    InputError,
+    LossInputs,
+    PipelineError,
+    Runtime,
+)
 from repmix_std.aligners import EMPTY_DOCUMENT_SCORE, CosineAligner, DotAligner, MaxSimAligner
 from repmix_std.losses import InfoNCELoss, MultipleNegativesRankingLoss
 

@@ -1,6 +1,6 @@
 """The sdk conformance kit over every std component (resolved by entry-point name).
 
-Tokenizer and encoder cases run on ``tiny_hf_model_dir`` (a tiny random BERT
+Tokenizer and encoder cases run on ``tiny_bert_dir`` (a tiny random BERT
 from conftest.py); poolers, aligners and losses get the kit's synthetic inputs.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from repmix.sdk.conformance import Case, conformance_cases, fixture
 
-TINY = fixture("tiny_hf_model_dir")
+TINY = fixture("tiny_bert_dir")
 TEXTS = ["hello world", "a considerably longer sentence about molecules and words", "x", "mid length text"]
 TOKENIZER = {"type": "hf-tokenizer", "model": TINY}
 NOT_A_BOOL = [{"normalize": "sometimes"}]

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from repmix.core.components import Runtime
-from repmix.core.errors import InputError
+from repmix.sdk import InputError, Runtime
 from repmix_std.datasets import (
     BeirConfig,
     BeirDataset,

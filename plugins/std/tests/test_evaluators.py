@@ -22,11 +22,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 from repmix.core.assembly import build_model, instantiate_component, plan_component, plan_model
-from repmix.core.components import ComponentConfig, Encoder, Runtime, Tokenizer
-from repmix.core.configio import LocatedConfig
-from repmix.core.data import Examples
-from repmix.core.errors import ConfigError, InputError
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from repmix.sdk import (
+    ComponentConfig,
+    ConfigError,
+    Encoded,
+    Encoder,
+    EncoderSignature,
+    Examples,
+    Granularity,
+    GranularitySpec,
+    InputError,
+    LocatedConfig,
+    Runtime,
+    Tokenizer,
+)
 from repmix.registry import get_registry, temporary_component
 from repmix_std import evaluators
 from repmix_std.datasets import BeirConfig, BeirDataset
@@ -346,19 +355,19 @@ def test_scores_go_through_each_aligner(model: Any) -> None:
     texts, mols = words(12, 3), words(9, 4)
     coarse = alignment_scores(model, "coarse", "text", texts, "molecule", mols)
     ref = (
-        F.normalize(torch.from_numpy(model.embed("text", texts)), dim=1)
-        @ F.normalize(torch.from_numpy(model.embed("molecule", mols)), dim=1).T
+        F.normalize(torch.from_numpy(model.encode(texts, tower="text")), dim=1)
+        @ F.normalize(torch.from_numpy(model.encode(mols, tower="molecule")), dim=1).T
     )
     assert torch.allclose(coarse, ref, atol=1e-5)
     with torch.no_grad():
         fine_ref = model.aligners["fine"](
-            model.encode("text", texts)["token"], model.encode("molecule", mols)["token"]
+            model.encode_batch("text", texts)["token"], model.encode_batch("molecule", mols)["token"]
         ).scores
     assert torch.allclose(alignment_scores(model, "fine", "text", texts, "molecule", mols), fine_ref, atol=1e-5)
     # the alignment declared molecule -> text is transposed, not recomputed the other way round
     with torch.no_grad():
         flip_ref = model.aligners["flipped"](
-            model.encode("molecule", mols)["token"], model.encode("text", texts)["token"]
+            model.encode_batch("molecule", mols)["token"], model.encode_batch("text", texts)["token"]
         ).scores
     assert torch.allclose(alignment_scores(model, "flipped", "text", texts, "molecule", mols), flip_ref.T, atol=1e-5)
     assert not torch.allclose(flip_ref.T, fine_ref, atol=1e-3)  # maxsim is asymmetric: the orientation matters
@@ -561,7 +570,7 @@ def test_sts_matches_scipy_on_cosine(toys: Any) -> None:
     gold = [float(x) for x in np.random.default_rng(0).uniform(0, 5, 50)]
     data = Examples({"query": a, "document": b}, targets=gold)
     out = StsEvaluator(StsEvalConfig(on="sim", progress=False), Runtime()).evaluate(m, data)
-    cos = F.cosine_similarity(torch.from_numpy(m.embed("query", a)), torch.from_numpy(m.embed("document", b))).numpy()
+    cos = F.cosine_similarity(torch.from_numpy(m.encode(a, tower="query")), torch.from_numpy(m.encode(b, tower="document"))).numpy()
     assert out == pytest.approx(
         {"spearman_cosine": spearmanr(cos, gold).statistic, "pearson_cosine": pearsonr(cos, gold).statistic}
     )
@@ -575,7 +584,7 @@ def test_sts_matches_scipy_on_cosine(toys: Any) -> None:
     ).evaluate(m, data)
     with torch.no_grad():
         pair = [
-            m.aligners["late"](m.encode("query", [x])["token"], m.encode("document", [y])["token"]).scores.item()
+            m.aligners["late"](m.encode_batch("query", [x])["token"], m.encode_batch("document", [y])["token"]).scores.item()
             for x, y in zip(a, b, strict=True)
         ]
     ref = {"spearman_late": spearmanr(pair, gold).statistic, "pearson_late": pearsonr(pair, gold).statistic}

@@ -22,10 +22,17 @@ import pytest
 import torch
 from torch import nn
 
-from repmix.core.assembly import build_model, plan_model
-from repmix.core.components import LossInputs, Runtime
-from repmix.core.configio import LocatedConfig, parse_yaml
-from repmix.core.types import Alignment, Encoded, Granularity
+from repmix.sdk import (
+    Alignment,
+    Encoded,
+    Granularity,
+    LocatedConfig,
+    LossInputs,
+    Runtime,
+    build_model,
+    parse_yaml,
+    plan_model,
+)
 from repmix_std.aligners import CosineAligner, MaxSimAligner
 from repmix_std.losses import InfoNCELoss, MultipleNegativesRankingLoss
 from repmix_std.poolers import ClsPooler, LastTokenPooler, MaxPooler, MeanPooler
@@ -78,7 +85,7 @@ def test_yaml_minilm_matches_sentence_transformers_reference(
     batch_size = 32
     sentences = sts_sentences(shared_data_dir, NUM_STS_SENTENCES)
     assert len(sentences) >= 200
-    ours = minilm_repmix.embed("text", sentences, batch_size=batch_size)
+    ours = minilm_repmix.encode(sentences, tower="text", batch_size=batch_size)
     reference = minilm_st.encode(
         sentences, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
     )

@@ -9,11 +9,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from repmix.core.assembly import build_model, plan_model
-from repmix.core.components import Runtime
-from repmix.core.configio import LocatedConfig, parse_yaml
-from repmix.core.errors import ConfigError, InputError, PipelineError
-from repmix_std.hf import HFTokenizer, HFTransformer, resolve_model_dir
+from repmix.sdk import (
+    ConfigError,
+    InputError,
+    LocatedConfig,
+    PipelineError,
+    Runtime,
+    build_model,
+    parse_yaml,
+    plan_model,
+    resolve_model_dir,
+)
+from repmix_std.hf import HFTokenizer, HFTransformer
 
 TEXTS = ["hello world", "a longer sentence about molecules and words and a dog", "x"]
 
@@ -38,8 +45,8 @@ def test_packaged_names_resolve_to_the_package_directory(minilm_dir: Path) -> No
     assert resolve_model_dir("sentence-transformers/all-MiniLM-L6-v2") == minilm_dir
 
 
-def test_local_directory_resolves_to_itself(tiny_hf_model_dir: str) -> None:
-    assert resolve_model_dir(tiny_hf_model_dir) == Path(tiny_hf_model_dir)
+def test_local_directory_resolves_to_itself(tiny_bert_dir: str) -> None:
+    assert resolve_model_dir(tiny_bert_dir) == Path(tiny_bert_dir)
 
 
 @pytest.mark.parametrize("name", ["bert-base-uncased", "sentence-transformers/all-mpnet-base-v2", "all-MiniLM-L6-v3"])
@@ -69,10 +76,10 @@ def test_directory_without_config_is_a_config_error(tmp_path: Path) -> None:
         resolve_model_dir("")
 
 
-def test_sentence_transformers_folder_with_transformer_subfolder(tmp_path: Path, tiny_hf_model_dir: str) -> None:
+def test_sentence_transformers_folder_with_transformer_subfolder(tmp_path: Path, tiny_bert_dir: str) -> None:
     sub = tmp_path / "0_Transformer"
     sub.mkdir()
-    for f in Path(tiny_hf_model_dir).iterdir():
+    for f in Path(tiny_bert_dir).iterdir():
         (sub / f.name).write_bytes(f.read_bytes())
     (tmp_path / "modules.json").write_text(
         json.dumps([{"idx": 0, "path": "0_Transformer", "type": "sentence_transformers.models.Transformer"}])
@@ -80,12 +87,12 @@ def test_sentence_transformers_folder_with_transformer_subfolder(tmp_path: Path,
     assert resolve_model_dir(str(tmp_path)) == sub
 
 
-def test_unknown_model_in_yaml_is_located_at_its_line(tiny_hf_model_dir: str) -> None:
+def test_unknown_model_in_yaml_is_located_at_its_line(tiny_bert_dir: str) -> None:
     cfg = located(
         "model:\n"
         "  towers:\n"
         "    text:\n"
-        f"      tokenizer: {{type: std.hf-tokenizer, model: {json.dumps(tiny_hf_model_dir)}}}\n"
+        f"      tokenizer: {{type: std.hf-tokenizer, model: {json.dumps(tiny_bert_dir)}}}\n"
         "      encoder:\n"
         "        type: std.hf-transformer\n"
         "        model: no-such-model\n"
@@ -99,8 +106,8 @@ def test_unknown_model_in_yaml_is_located_at_its_line(tiny_hf_model_dir: str) ->
 
 
 # ---------------------------------------------------------------- tokenizer
-def test_tokenizer_pads_to_longest_and_truncates(tiny_hf_model_dir: str) -> None:
-    tok = tokenizer(tiny_hf_model_dir, max_length=6)
+def test_tokenizer_pads_to_longest_and_truncates(tiny_bert_dir: str) -> None:
+    tok = tokenizer(tiny_bert_dir, max_length=6)
     batch = tok(TEXTS)
     assert isinstance(batch, dict)
     assert {"input_ids", "attention_mask", "token_type_ids"} <= set(batch)
@@ -111,13 +118,13 @@ def test_tokenizer_pads_to_longest_and_truncates(tiny_hf_model_dir: str) -> None
     assert short["input_ids"].shape == (2, 4)  # padding to the longest in the batch, not to max_length
 
 
-def test_tokenizer_left_padding(tiny_hf_model_dir: str) -> None:
-    batch = tokenizer(tiny_hf_model_dir, padding_side="left")(["hello world", "x"])
+def test_tokenizer_left_padding(tiny_bert_dir: str) -> None:
+    batch = tokenizer(tiny_bert_dir, padding_side="left")(["hello world", "x"])
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [0, 1, 1, 1]]
 
 
-def test_tokenizer_sort_key_and_item_checks(tiny_hf_model_dir: str) -> None:
-    tok = tokenizer(tiny_hf_model_dir)
+def test_tokenizer_sort_key_and_item_checks(tiny_bert_dir: str) -> None:
+    tok = tokenizer(tiny_bert_dir)
     assert tok.sort_key("abc de") == 6
     assert tok.check_item("fine") is None
     assert "string" in (tok.check_item(3) or "")
@@ -128,9 +135,9 @@ def test_tokenizer_sort_key_and_item_checks(tiny_hf_model_dir: str) -> None:
         tok([])
 
 
-def test_tokenizer_max_length_beyond_model_limit(tiny_hf_model_dir: str) -> None:
+def test_tokenizer_max_length_beyond_model_limit(tiny_bert_dir: str) -> None:
     with pytest.raises(ConfigError, match="exceeds"):
-        tokenizer(tiny_hf_model_dir, max_length=100_000)
+        tokenizer(tiny_bert_dir, max_length=100_000)
 
 
 def test_minilm_tokenizer_default_max_length(minilm_dir: Path) -> None:
@@ -141,8 +148,8 @@ def test_minilm_tokenizer_default_max_length(minilm_dir: Path) -> None:
 
 
 # ------------------------------------------------------------------ encoder
-def test_signature_reads_config_only(tiny_hf_model_dir: str) -> None:
-    sig = HFTransformer.signature(HFTransformer.Config(model=tiny_hf_model_dir))
+def test_signature_reads_config_only(tiny_bert_dir: str) -> None:
+    sig = HFTransformer.signature(HFTransformer.Config(model=tiny_bert_dir))
     assert sig.num_layers == 3  # embeddings + 2 layers
     assert sig.granularities["token"].shape == "sequence"
     assert sig.granularities["token"].dim == 32
@@ -150,20 +157,20 @@ def test_signature_reads_config_only(tiny_hf_model_dir: str) -> None:
 
 
 @pytest.mark.parametrize("index", [3, -4, 99])
-def test_layer_index_out_of_range_is_a_config_error(tiny_hf_model_dir: str, index: int) -> None:
-    config = HFTransformer.Config(model=tiny_hf_model_dir, granularities={"token": index})
+def test_layer_index_out_of_range_is_a_config_error(tiny_bert_dir: str, index: int) -> None:
+    config = HFTransformer.Config(model=tiny_bert_dir, granularities={"token": index})
     with pytest.raises(ConfigError, match="reads layer"):
         HFTransformer.signature(config)
 
 
 @pytest.mark.parametrize("index", [0, 2, -1, -3])
-def test_layer_index_in_range_is_accepted(tiny_hf_model_dir: str, index: int) -> None:
-    HFTransformer.signature(HFTransformer.Config(model=tiny_hf_model_dir, granularities={"token": index}))
+def test_layer_index_in_range_is_accepted(tiny_bert_dir: str, index: int) -> None:
+    HFTransformer.signature(HFTransformer.Config(model=tiny_bert_dir, granularities={"token": index}))
 
 
-def test_two_granularities_from_two_layers(tiny_hf_model_dir: str) -> None:
-    tok = tokenizer(tiny_hf_model_dir)
-    enc = encoder(tiny_hf_model_dir, tok, granularities={"token": -1, "low": 1, "embedded": 0})
+def test_two_granularities_from_two_layers(tiny_bert_dir: str) -> None:
+    tok = tokenizer(tiny_bert_dir)
+    enc = encoder(tiny_bert_dir, tok, granularities={"token": -1, "low": 1, "embedded": 0})
     batch = tok(TEXTS)
     with torch.no_grad():
         out = enc(batch)
@@ -185,9 +192,9 @@ def test_two_granularities_from_two_layers(tiny_hf_model_dir: str) -> None:
         assert torch.equal(g.mask, batch["attention_mask"].bool())
 
 
-def test_hidden_states_only_when_needed(tiny_hf_model_dir: str) -> None:
-    tok = tokenizer(tiny_hf_model_dir)
-    enc = encoder(tiny_hf_model_dir, tok)
+def test_hidden_states_only_when_needed(tiny_bert_dir: str) -> None:
+    tok = tokenizer(tiny_bert_dir)
+    enc = encoder(tiny_bert_dir, tok)
     batch = tok(TEXTS)
     with torch.no_grad():
         plain = enc(batch)
@@ -198,8 +205,8 @@ def test_hidden_states_only_when_needed(tiny_hf_model_dir: str) -> None:
     torch.testing.assert_close(layered.layer(0).hidden, layered.layers[0])
 
 
-def test_granularity_named_otherwise_sets_layers_of(tiny_hf_model_dir: str) -> None:
-    config = HFTransformer.Config(model=tiny_hf_model_dir, granularities={"multitoken-base": -2, "words": -1})
+def test_granularity_named_otherwise_sets_layers_of(tiny_bert_dir: str) -> None:
+    config = HFTransformer.Config(model=tiny_bert_dir, granularities={"multitoken-base": -2, "words": -1})
     assert HFTransformer.signature(config).layers_of == "multitoken-base"
 
 
@@ -210,11 +217,11 @@ def test_bad_granularities_are_rejected() -> None:
         HFTransformer.Config.model_validate({"granularities": {}})
 
 
-def test_build_without_pretrained_weights_then_load_state(tiny_hf_model_dir: str) -> None:
-    tok = tokenizer(tiny_hf_model_dir)
-    pretrained = encoder(tiny_hf_model_dir, tok)
+def test_build_without_pretrained_weights_then_load_state(tiny_bert_dir: str) -> None:
+    tok = tokenizer(tiny_bert_dir)
+    pretrained = encoder(tiny_bert_dir, tok)
     torch.manual_seed(123)
-    fresh = HFTransformer(HFTransformer.Config(model=tiny_hf_model_dir), Runtime(tokenizer=tok, load_pretrained=False))
+    fresh = HFTransformer(HFTransformer.Config(model=tiny_bert_dir), Runtime(tokenizer=tok, load_pretrained=False))
     fresh.eval()
     assert set(fresh.state_dict()) == set(pretrained.state_dict())
     assert not any(k.startswith("model.pooler") for k in fresh.state_dict())  # unused CLS pooler dropped
@@ -228,14 +235,14 @@ def test_build_without_pretrained_weights_then_load_state(tiny_hf_model_dir: str
     torch.testing.assert_close(after, expected, rtol=0, atol=0)
 
 
-def test_tokenizer_vocabulary_larger_than_encoder_is_a_config_error(tiny_hf_model_dir: str, minilm_dir: Path) -> None:
+def test_tokenizer_vocabulary_larger_than_encoder_is_a_config_error(tiny_bert_dir: str, minilm_dir: Path) -> None:
     big = tokenizer("all-MiniLM-L6-v2")
     with pytest.raises(ConfigError, match="embeds only"):
-        encoder(tiny_hf_model_dir, big)
+        encoder(tiny_bert_dir, big)
 
 
-def test_yaml_pipeline_on_tiny_model(tiny_hf_model_dir: str) -> None:
-    model_dir = json.dumps(tiny_hf_model_dir)
+def test_yaml_pipeline_on_tiny_model(tiny_bert_dir: str) -> None:
+    model_dir = json.dumps(tiny_bert_dir)
     cfg = located(
         "model:\n"
         "  towers:\n"
@@ -253,13 +260,13 @@ def test_yaml_pipeline_on_tiny_model(tiny_hf_model_dir: str) -> None:
     plan = plan_model(cfg)
     assert plan.towers["text"].num_layers == 3
     model = build_model(plan)
-    vectors = model.embed("text", TEXTS, granularity="sentence")
+    vectors = model.encode(TEXTS, tower="text", granularity="sentence")
     assert vectors.shape == (3, 32)
     assert abs(float((vectors**2).sum(axis=1).max()) - 1.0) < 1e-5
-    first = model.embed("text", TEXTS)  # the last declared pooled granularity: cls over layer -2
+    first = model.encode(TEXTS, tower="text")  # the last declared pooled granularity: cls over layer -2
     model.eval()
     with torch.no_grad():
-        encoded = model.encode("text", TEXTS)
+        encoded = model.encode_batch("text", TEXTS)
     torch.testing.assert_close(torch.from_numpy(first), encoded["base"].hidden[:, 0])
     model.train()
     out = model({"text": TEXTS})
@@ -267,8 +274,8 @@ def test_yaml_pipeline_on_tiny_model(tiny_hf_model_dir: str) -> None:
     out.loss.backward()
 
 
-def test_maxsim_on_pooled_vectors_is_rejected_by_check(tiny_hf_model_dir: str) -> None:
-    model_dir = json.dumps(tiny_hf_model_dir)
+def test_maxsim_on_pooled_vectors_is_rejected_by_check(tiny_bert_dir: str) -> None:
+    model_dir = json.dumps(tiny_bert_dir)
     cfg = located(
         "model:\n"
         "  towers:\n"

@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from repmix.core.components import Runtime
-from repmix.core.errors import PipelineError
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from repmix.sdk import Encoded, EncoderSignature, Granularity, GranularitySpec, PipelineError, Runtime
 from repmix_std.poolers import ClsPooler, LastTokenPooler, MaxPooler, MeanPooler
 
 POOLERS = [ClsPooler, MeanPooler, MaxPooler, LastTokenPooler]

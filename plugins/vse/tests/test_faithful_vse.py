@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from repmix.core.components import LossInputs, Runtime
-from repmix.core.types import Alignment
+from repmix.sdk import Alignment, LossInputs, Runtime
 from repmix_vse.loss import VseHingeLoss
 
 
@@ -61,7 +60,7 @@ def test_max_violation_bounds_sum() -> None:
 
 
 def test_rejects_fewer_columns_than_rows() -> None:
-    from repmix.core.errors import InputError
+    from repmix.sdk import InputError
 
     with pytest.raises(InputError, match="B_b >= B_a"):
         run(torch.randn(4, 3))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 
 import torch
-from repmix.core.components import Runtime
+from repmix.sdk import Runtime
 from repmix_vse.text import (
     HashedNgramTokenizer,
     NgramMLPEncoder,

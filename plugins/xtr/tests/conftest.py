@@ -1,18 +1,8 @@
-"""Fixtures of the xtr tests: ``tiny_hf_model_dir``, a tiny random BERT (2 layers, hidden 32)."""
+"""Fixtures of these tests: ``tiny_bert_dir`` comes from repmix's pytest plugin."""
 
 from __future__ import annotations
 
 import os
 
-import pytest
-
-from repmix.sdk.testing import write_tiny_bert
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-@pytest.fixture(scope="session")
-def tiny_hf_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Path (str) of the tiny BERT, written once per session."""
-    return str(write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), layers=2))

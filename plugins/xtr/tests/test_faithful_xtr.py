@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from repmix.core.components import Runtime
-from repmix.core.types import Granularity
+from repmix.sdk import Granularity, Runtime
 from repmix_xtr.aligner import EMPTY_DOCUMENT_SCORE, XTRAligner, faiss_available
 
 INDEXES = ["exact", "faiss"] if faiss_available() else ["exact"]
@@ -125,16 +124,15 @@ def test_training_equals_loops(k: int) -> None:
     torch.testing.assert_close(got, loop_train(q, qm, d, dm, k), atol=1e-10, rtol=0)
 
 
-def test_reduces_to_maxsim_over_query_length_from_yaml(tiny_hf_model_dir: str) -> None:
-    from repmix.core.assembly import build_model, plan_model
-    from repmix.core.configio import LocatedConfig, parse_yaml
+def test_reduces_to_maxsim_over_query_length_from_yaml(tiny_bert_dir: str) -> None:
+    from repmix.sdk import LocatedConfig, build_model, parse_yaml, plan_model
 
     text = f"""
 model:
   towers:
     query:
-      tokenizer: {{type: std.hf-tokenizer, model: {tiny_hf_model_dir}, max_length: 32}}
-      encoder: {{type: std.hf-transformer, model: {tiny_hf_model_dir}}}
+      tokenizer: {{type: std.hf-tokenizer, model: {tiny_bert_dir}, max_length: 32}}
+      encoder: {{type: std.hf-transformer, model: {tiny_bert_dir}}}
     document: {{shared_with: query}}
   alignments:
     colbert: {{type: std.maxsim, between: [query.token, document.token]}}
@@ -145,8 +143,8 @@ model:
     queries = ["what is the answer", "a molecule", "query about data and model test"]
     docs = ["the answer is a passage", "molecule", "word data", "the question of the model is a test"]
     with torch.no_grad():
-        q = model.encode("query", queries)["token"]
-        d = model.encode("document", docs)["token"]
+        q = model.encode_batch("query", queries)["token"]
+        d = model.encode_batch("document", docs)["token"]
         colbert = model.aligners["colbert"](q, d).scores
         xtr = model.aligners["xtr"](q, d).scores
         length = q.full_mask().sum(dim=1, keepdim=True)
@@ -204,7 +202,7 @@ def test_index_is_reused_for_the_same_corpus_and_rebuilt_after_a_change() -> Non
 def test_faiss_needs_faiss(monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins
 
-    from repmix.core.errors import ConfigError
+    from repmix.sdk import ConfigError
 
     real_import = builtins.__import__
 

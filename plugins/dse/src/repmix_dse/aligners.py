@@ -12,9 +12,7 @@ from typing import ClassVar
 
 import torch
 from pydantic import Field
-from repmix.core.components import Aligner, ComponentConfig, Runtime
-from repmix.core.errors import ConfigError
-from repmix.core.types import Alignment, Granularity
+from repmix.sdk import Aligner, Alignment, ComponentConfig, ConfigError, Granularity, Runtime
 from torch import Tensor, nn
 
 from repmix_dse import CITATION

@@ -16,7 +16,6 @@ alone when ``target`` is null). The teacher is one of
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,9 +23,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from repmix.core.components import ComponentConfig, Runtime
-from repmix.core.data import Dataset, Examples
-from repmix.core.errors import InputError
+from repmix.sdk import ComponentConfig, Dataset, Examples, InputError, Runtime, load
+from repmix.sdk.tables import read_table
 
 from repmix_dse import CITATION
 from repmix_dse.loss import binary_teacher_logit
@@ -79,23 +77,8 @@ class DistillPairsConfig(ComponentConfig):
         return self
 
 
-def read_tsv(path: Path) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of a TSV file (quoting off, as STS-B needs)."""
-    if not path.is_file():
-        raise InputError(f"{str(path)!r} does not exist")
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        rows = [row for row in reader if row]
-    if not rows:
-        raise InputError(f"{str(path)!r} is empty")
-    return rows[0], rows[1:]
-
-
-def _columns(path: Path, header: list[str], wanted: Sequence[str]) -> list[int]:
-    missing = [w for w in wanted if w not in header]
-    if missing:
-        raise InputError(f"{str(path)!r} has no column(s) {', '.join(missing)}; its header: {', '.join(header)}")
-    return [header.index(w) for w in wanted]
+#: Columns of a teacher scores file that hold the score: ``score``, or a binary teacher's two logits.
+VALUE_COLUMNS: tuple[str, ...] = ("score", "logit0", "logit1")
 
 
 def _float(path: Path, line: int, value: str) -> float:
@@ -107,16 +90,20 @@ def _float(path: Path, line: int, value: str) -> float:
 
 def teacher_scores_from_file(path: Path, columns: tuple[str, str], pairs: Sequence[tuple[str, str]]) -> list[float]:
     """Look every pair up in a teacher scores TSV; a clear error names how many are missing."""
-    header, rows = read_tsv(path)
-    ia, ib = _columns(path, header, columns)
-    two_logits = "score" not in header and {"logit0", "logit1"} <= set(header)
-    value_cols = _columns(path, header, ["logit0", "logit1"] if two_logits else ["score"])
+    scores = read_table(path, list(columns), optional=VALUE_COLUMNS, fmt="tsv", allow_empty=True,
+                        what="teacher scores file")
+    two_logits = "score" not in scores.header and {"logit0", "logit1"} <= set(scores.header)
+    if "score" not in scores.header and not two_logits:
+        raise InputError(
+            f"teacher scores file {str(path)!r} has neither a 'score' column nor 'logit0' and 'logit1'",
+            hint=f"its header: {', '.join(scores.header)}",
+        )
+    value_cols = ["logit0", "logit1"] if two_logits else ["score"]
     table: dict[tuple[str, str], float] = {}
-    for n, row in enumerate(rows, start=2):
-        if len(row) < len(header):
-            raise InputError(f"{str(path)!r} line {n}: expected {len(header)} fields, got {len(row)}")
-        values = torch.tensor([_float(path, n, row[i]) for i in value_cols])
-        table[(row[ia], row[ib])] = float(binary_teacher_logit(values)) if two_logits else float(values[0])
+    for row in scores:
+        values = torch.tensor([_float(path, row.line, row.values[col]) for col in value_cols])
+        key = (row.values[columns[0]], row.values[columns[1]])
+        table[key] = float(binary_teacher_logit(values)) if two_logits else float(values[0])
     missing = [p for p in pairs if p not in table]
     if missing:
         raise InputError(
@@ -129,17 +116,7 @@ def teacher_scores_from_file(path: Path, columns: tuple[str, str], pairs: Sequen
 
 def load_teacher_model(spec: str) -> Any:
     """A repmix model: a YAML config (built with pretrained weights) or a saved-model / run directory."""
-    from repmix.core.artifacts import load_model
-
-    path = Path(spec)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        from repmix.core.assembly import build_model, plan_model
-        from repmix.core.configio import load_config
-
-        model = build_model(plan_model(load_config(path)))
-        model.eval()
-        return model
-    return load_model(path)
+    return load(spec)
 
 
 @torch.inference_mode()
@@ -158,8 +135,8 @@ def teacher_scores_from_model(
     out: list[float] = []
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
-        a = model.encode(towers[0], [p[0] for p in chunk])[ga]
-        b = model.encode(towers[1], [p[1] for p in chunk])[gb]
+        a = model.encode_batch(towers[0], [p[0] for p in chunk])[ga]
+        b = model.encode_batch(towers[1], [p[1] for p in chunk])[gb]
         out.extend(float(s) for s in model.aligners[name](a, b).scores.diagonal().float().cpu())
     return out
 
@@ -183,21 +160,18 @@ class DistillPairsDataset(Dataset):
         """Read the pairs, then attach the teacher's score to each."""
         c = self.config
         path = self.file_for(split or c.split)
-        header, rows = read_tsv(path)
         towers = list(c.fields)
         text_cols = [c.fields[t] for t in towers]
-        idx = _columns(path, header, text_cols + ([c.target] if c.target else []))
+        rows = read_table(path, text_cols + ([c.target] if c.target else []), fmt="tsv", allow_empty=True).rows
         if c.limit is not None and c.limit < len(rows):
             keep = np.random.default_rng(c.subset_seed).permutation(len(rows))[: c.limit]
             rows = [rows[int(i)] for i in sorted(keep)]
         pairs: list[tuple[str, str]] = []
         labels: list[float] = []
-        for n, row in enumerate(rows, start=2):
-            if len(row) <= max(idx):
-                raise InputError(f"{str(path)!r} line {n}: expected {len(header)} fields, got {len(row)}")
-            pairs.append((row[idx[0]], row[idx[1]]))
+        for row in rows:
+            pairs.append((row.values[text_cols[0]], row.values[text_cols[1]]))
             if c.target:
-                labels.append(c.target_scale * _float(path, n, row[idx[2]]))
+                labels.append(c.target_scale * _float(path, row.line, row.values[c.target]))
         if not pairs:
             raise InputError(f"{str(path)!r} holds no pairs")
         t = c.teacher

@@ -14,9 +14,7 @@ from typing import ClassVar, Literal
 
 import torch.nn.functional as F
 from pydantic import Field
-from repmix.core.components import ComponentConfig, Loss, LossInputs, Runtime
-from repmix.core.errors import InputError
-from repmix.core.types import LossOutput
+from repmix.sdk import ComponentConfig, InputError, Loss, LossInputs, LossOutput, Runtime
 from torch import Tensor
 
 from repmix_dse import CITATION

@@ -12,9 +12,16 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from repmix.core.components import Pooler, PoolerConfig, Runtime
-from repmix.core.errors import PipelineError
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from repmix.sdk import (
+    Encoded,
+    EncoderSignature,
+    Granularity,
+    GranularitySpec,
+    PipelineError,
+    Pooler,
+    PoolerConfig,
+    Runtime,
+)
 
 from repmix_dse import CITATION
 

@@ -38,9 +38,17 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
-from repmix.core.components import ComponentConfig, Encoder, Runtime
-from repmix.core.errors import ConfigError, InputError
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from repmix.sdk import (
+    ComponentConfig,
+    ConfigError,
+    Encoded,
+    Encoder,
+    EncoderSignature,
+    Granularity,
+    GranularitySpec,
+    InputError,
+    Runtime,
+)
 from torch import Tensor, nn
 
 from repmix_dupmae import CITATION

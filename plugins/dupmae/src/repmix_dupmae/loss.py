@@ -15,7 +15,7 @@ in training mode):
   ``sum_v w_v = #distinct / L <= 1``).
 
 The loss reads no alignment (``on: []``). It reaches the encoder of each tower through
-``LossInputs.model`` for the decoder and the head (both share the encoder's embeddings).
+``LossInputs.towers`` for the decoder and the head (both share the encoder's embeddings).
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from repmix.core.components import ComponentConfig, Loss, LossInputs, Runtime
-from repmix.core.errors import InputError
-from repmix.core.types import LossOutput
+from repmix.sdk import ComponentConfig, InputError, Loss, LossInputs, LossOutput, Runtime
 from torch import Tensor
 
 from repmix_dupmae import CITATION
@@ -75,21 +73,19 @@ class DuplexLoss(Loss):
         super().__init__(config, runtime)
 
     def _towers(self, inputs: LossInputs) -> list[str]:
-        assert inputs.model is not None
         if self.config.towers is not None:
             missing = [t for t in self.config.towers if t not in inputs.outputs]
             if missing:
                 raise InputError(f"dupmae.duplex: towers {missing} were not encoded in this batch")
             return list(self.config.towers)
-        names = [t for t in inputs.outputs if isinstance(inputs.model.tower(t).encoder, DupMAEEncoder)]
+        names = [t for t in inputs.outputs if isinstance(inputs.towers[t].encoder, DupMAEEncoder)]
         if not names:
             raise InputError("dupmae.duplex found no tower encoded by dupmae.encoder in this batch")
         return names
 
     def tower_terms(self, inputs: LossInputs, tower: str) -> dict[str, Tensor]:
         """The three terms for one tower's texts."""
-        assert inputs.model is not None
-        encoder = inputs.model.tower(tower).encoder
+        encoder = inputs.towers[tower].encoder
         if not isinstance(encoder, DupMAEEncoder):
             raise InputError(
                 f"dupmae.duplex needs tower {tower!r} encoded by dupmae.encoder, got {type(encoder).__name__}"
@@ -117,8 +113,8 @@ class DuplexLoss(Loss):
 
     def forward(self, inputs: LossInputs) -> LossOutput:
         """``decoder_weight * L_dec + bow_weight * L_bow + encoder_weight * L_enc``, averaged over towers."""
-        if inputs.model is None:
-            raise InputError("dupmae.duplex needs LossInputs.model to reach the encoder's decoder and head")
+        if not inputs.towers:
+            raise InputError("dupmae.duplex needs LossInputs.towers to reach the encoder's decoder and head")
         towers = self._towers(inputs)
         weights = {"decoder": self.config.decoder_weight, "bow": self.config.bow_weight,
                    "encoder_mlm": self.config.encoder_weight}

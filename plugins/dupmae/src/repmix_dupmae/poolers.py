@@ -29,9 +29,18 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
-from repmix.core.components import ComponentConfig, Pooler, PoolerConfig, Runtime
-from repmix.core.errors import ConfigError, PipelineError
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from repmix.sdk import (
+    ComponentConfig,
+    ConfigError,
+    Encoded,
+    EncoderSignature,
+    Granularity,
+    GranularitySpec,
+    PipelineError,
+    Pooler,
+    PoolerConfig,
+    Runtime,
+)
 from torch import Tensor, nn
 
 from repmix_dupmae import CITATION

@@ -22,9 +22,17 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from repmix.core.components import ComponentConfig, Pooler, PoolerConfig, Runtime
-from repmix.core.errors import ConfigError
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from repmix.sdk import (
+    ComponentConfig,
+    ConfigError,
+    Encoded,
+    EncoderSignature,
+    Granularity,
+    GranularitySpec,
+    Pooler,
+    PoolerConfig,
+    Runtime,
+)
 from torch import Tensor, nn
 
 

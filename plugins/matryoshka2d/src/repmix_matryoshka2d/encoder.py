@@ -30,9 +30,16 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
-from repmix.core.components import ComponentConfig, Encoder, Runtime
-from repmix.core.errors import ConfigError
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from repmix.sdk import (
+    ComponentConfig,
+    ConfigError,
+    Encoded,
+    Encoder,
+    EncoderSignature,
+    Granularity,
+    GranularitySpec,
+    Runtime,
+)
 from torch import Tensor, nn
 
 from repmix_matryoshka2d import CITATION

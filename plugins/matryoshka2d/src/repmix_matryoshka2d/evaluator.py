@@ -21,16 +21,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
-from repmix.core.components import ComponentConfig
-from repmix.core.data import Evaluator, Examples
-from repmix.core.errors import ConfigError, InputError
+from repmix.sdk import ComponentConfig, ConfigError, Evaluator, Examples, InputError
 from torch import Tensor
 
 from repmix_matryoshka2d import CITATION
 from repmix_matryoshka2d.layers import layer_count, repool
 
 if TYPE_CHECKING:
-    from repmix.core.model import AssembledModel
+    from repmix.sdk import AssembledModel
 
 
 def default_dims(width: int, smallest: int = 32) -> list[int]:
@@ -95,7 +93,7 @@ class StsGridEvaluator(Evaluator):
         num_states = 0
         for start in range(0, len(order), self.config.batch_size):
             idx = order[start : start + self.config.batch_size]
-            encoded = model.encode(tower, [items[i] for i in idx], output_layers=True)
+            encoded = model.encode_batch(tower, [items[i] for i in idx], output_layers=True)
             num_states = layer_count(encoded, tower)
             wanted = layers if layers is not None else list(range(1, num_states))
             for layer in wanted:
@@ -105,7 +103,7 @@ class StsGridEvaluator(Evaluator):
                         path="layers",
                         found=layer,
                     )
-                per_layer.setdefault(layer, []).append(repool(model, tower, granularity, encoded, layer).hidden.float())
+                per_layer.setdefault(layer, []).append(repool(model.tower(tower), tower, granularity, encoded, layer).hidden.float())
             own.append(encoded[granularity].hidden.float())
         inverse = torch.empty(len(order), dtype=torch.long)
         inverse[torch.tensor(order)] = torch.arange(len(order))

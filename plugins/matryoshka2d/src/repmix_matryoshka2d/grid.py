@@ -56,10 +56,7 @@ def _evaluation_data(config: dict[str, Any]) -> tuple[dict[str, Any], str | None
 
 def score_run(run: Path, layers: list[int] | None, dims: list[int] | None, limit: int | None, batch_size: int) -> dict[str, float]:
     """The grid metrics of one run's saved model."""
-    from repmix.core.artifacts import load_model
-    from repmix.core.components import Runtime
-    from repmix.core.configio import LocatedConfig, load_config
-    from repmix.core.engine import build_component
+    from repmix.sdk import LocatedConfig, Runtime, build_component, load_config, load_model
 
     from repmix_matryoshka2d.evaluator import StsGridEvaluator
 

@@ -20,13 +20,9 @@ module after the transformer on ``all_layer_embeddings[n]``), made explicit: no
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
-from repmix.core.errors import InputError
-from repmix.core.types import Encoded, Granularity
-
-if TYPE_CHECKING:
-    from repmix.core.model import AssembledModel
+from repmix.sdk import Encoded, Granularity, InputError
 
 
 def layer_count(encoded: Encoded, tower: str) -> int:
@@ -53,9 +49,11 @@ def truncated_encoded(encoded: Encoded, layer: int, pooled_names: set[str]) -> E
     return Encoded(grans, layers=tuple(encoded.layers[: layer + 1]), layers_of=encoded.layers_of, extras=encoded.extras)
 
 
-def repool(model: AssembledModel, tower: str, granularity: str, encoded: Encoded, layer: int) -> Granularity:
-    """``granularity`` of ``tower`` recomputed from hidden state ``layer`` (see the module docstring)."""
-    t = model.tower(tower)
+def repool(t: Any, tower: str, granularity: str, encoded: Encoded, layer: int) -> Granularity:
+    """``granularity`` of tower ``t`` (named ``tower``) recomputed from hidden state ``layer``.
+
+    ``t`` is the tower object (``model.tower(name)`` or ``LossInputs.towers[name]``); see the module docstring.
+    """
     n = layer_count(encoded, tower)
     if not -n <= layer < n:
         raise InputError(f"layer {layer} is out of range: tower {tower!r} has {n} per-layer states")

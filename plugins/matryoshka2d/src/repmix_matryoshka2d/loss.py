@@ -33,9 +33,19 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
-from repmix.core.components import ComponentConfig, Loss, LossInputs, Runtime
-from repmix.core.errors import ConfigError, InputError, PipelineError
-from repmix.core.types import AlignmentView, Encoded, Granularity, LossOutput
+from repmix.sdk import (
+    AlignmentView,
+    ComponentConfig,
+    ConfigError,
+    Encoded,
+    Granularity,
+    InputError,
+    Loss,
+    LossInputs,
+    LossOutput,
+    PipelineError,
+    Runtime,
+)
 from torch import Tensor
 
 from repmix_matryoshka2d import CITATION
@@ -282,8 +292,7 @@ class Matryoshka2dLoss(Loss):
 
     def mrl(self, inputs: LossInputs, name: str, a: Granularity, b: Granularity) -> tuple[Tensor, dict[str, float]]:
         """Base loss summed over (sampled) truncated widths of ``a`` and ``b``, re-scored by the alignment's aligner."""
-        assert inputs.model is not None
-        (ta, ga), (tb, gb) = inputs.model.alignment_between[name]
+        (ta, ga), (tb, gb) = inputs.between[name]
         total: Tensor | None = None
         logs: dict[str, float] = {}
         chosen, scale = _sample(len(self.dims), self.config.n_dims_per_step, self.training)
@@ -294,7 +303,7 @@ class Matryoshka2dLoss(Loss):
             outputs = dict(inputs.outputs)
             outputs[ta] = _with(outputs[ta], ga, a_d)
             outputs[tb] = _with(outputs[tb], gb, b_d)
-            result = self.base(LossInputs({name: inputs.realign(name, a_d, b_d)}, outputs, inputs.model, inputs.targets))
+            result = self.base(inputs.narrowed({name: inputs.realign(name, a_d, b_d)}, outputs))
             term = (self.dim_weights[i] * scale) * result.value
             total = term if total is None else total + term
             if not logs:
@@ -315,10 +324,8 @@ class Matryoshka2dLoss(Loss):
     def forward(self, inputs: LossInputs) -> LossOutput:
         """The 2D Matryoshka loss (see the module docstring)."""
         c = self.config
-        if inputs.model is None:
-            raise InputError("matryoshka2d needs LossInputs.model to re-pool and re-score the embeddings")
         name = next(iter(inputs.alignments))
-        (ta, ga), (tb, gb) = inputs.model.alignment_between[name]
+        (ta, ga), (tb, gb) = inputs.between[name]
         enc_a, enc_b = inputs.outputs[ta], inputs.outputs[tb]
         last_a, last_b = enc_a[ga], enc_b[gb]
         self._check_dims(last_a, last_b, name)
@@ -343,8 +350,8 @@ class Matryoshka2dLoss(Loss):
         prior_total = last_loss.new_zeros(())
         kl_total = last_loss.new_zeros(())
         for layer in chosen:
-            a_l = repool(inputs.model, ta, ga, enc_a, layer)
-            b_l = repool(inputs.model, tb, gb, enc_b, layer)
+            a_l = repool(inputs.towers[ta], ta, ga, enc_a, layer)
+            b_l = repool(inputs.towers[tb], tb, gb, enc_b, layer)
             layer_loss, _ = self.mrl(inputs, name, a_l, b_l)
             prior_total = prior_total + layer_loss * layer_weight(c.layer_weighting, layer) / len(chosen)
             if teacher is not None:
@@ -362,8 +369,7 @@ class Matryoshka2dLoss(Loss):
 
 def _build_base(block: dict[str, Any]) -> Loss:
     """Resolve, validate and build the base loss block through repmix (for the static check of ``signature``)."""
-    from repmix.core.configio import LocatedConfig
-    from repmix.core.engine import build_component
+    from repmix.sdk import LocatedConfig, build_component
 
     base = build_component(LocatedConfig({"base": dict(block)}), "loss", dict(block), ("base",))
     if not isinstance(base, Loss):

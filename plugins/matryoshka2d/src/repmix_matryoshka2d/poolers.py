@@ -20,9 +20,18 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from repmix.core.components import ComponentConfig, Pooler, PoolerConfig, Runtime
-from repmix.core.errors import InputError, PipelineError
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from repmix.sdk import (
+    ComponentConfig,
+    Encoded,
+    EncoderSignature,
+    Granularity,
+    GranularitySpec,
+    InputError,
+    PipelineError,
+    Pooler,
+    PoolerConfig,
+    Runtime,
+)
 from torch import Tensor
 
 from repmix_matryoshka2d import CITATION

@@ -29,9 +29,19 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
-from repmix.core.components import ComponentConfig, Pooler, PoolerConfig, Runtime
-from repmix.core.errors import ConfigError, InputError, PipelineError
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from repmix.sdk import (
+    ComponentConfig,
+    ConfigError,
+    Encoded,
+    EncoderSignature,
+    Granularity,
+    GranularitySpec,
+    InputError,
+    PipelineError,
+    Pooler,
+    PoolerConfig,
+    Runtime,
+)
 from torch import Tensor, nn
 
 from repmix_mltp import CITATION

@@ -18,22 +18,27 @@ expert blocks through a small shared holder for the duration of one forward pass
 from __future__ import annotations
 
 import copy
-import inspect
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
-from repmix.core.components import ComponentConfig, Encoder, Runtime
-from repmix.core.errors import ConfigError, InputError
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from repmix.sdk import (
+    ComponentConfig,
+    ConfigError,
+    Encoded,
+    Encoder,
+    EncoderSignature,
+    Granularity,
+    GranularitySpec,
+    InputError,
+    Runtime,
+)
+from repmix.sdk.hf import load_hf_config, load_hf_model, model_files, model_input_keys, resolve_model_dir
 from torch import Tensor, nn
 
 from repmix_moe_embed import CITATION
-from repmix_moe_embed.models import hf_config, resolve_model_dir
 from repmix_moe_embed.tokenizer import DOMAIN_KEY
-
-_MODEL_INPUTS: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
-
 
 class _Routing:
     """The expert index of each example of the batch being encoded (set by :class:`MoETransformer`)."""
@@ -110,7 +115,7 @@ class MoETransformer(Encoder):
     @classmethod
     def signature(cls, config: Config) -> EncoderSignature:
         """``token`` with the model's hidden size; embedding output + one state per block."""
-        return cls._signature_from(config, hf_config(config.model))
+        return cls._signature_from(config, load_hf_config(config.model))
 
     @classmethod
     def _signature_from(cls, config: Config, hf: Any) -> EncoderSignature:
@@ -132,8 +137,6 @@ class MoETransformer(Encoder):
 
     def __init__(self, config: Config, runtime: Runtime) -> None:
         super().__init__(config, runtime)
-        from transformers import AutoModel
-
         domains = getattr(runtime.tokenizer, "domains", None)
         if not domains:
             raise ConfigError(
@@ -142,21 +145,11 @@ class MoETransformer(Encoder):
                 hint="use tokenizer: {type: moe-embed.domain-tokenizer, domains: [text, molecule], ...}",
             )
         self.domains: tuple[str, ...] = tuple(domains)
-        hf = hf_config(config.model)
+        hf = load_hf_config(config.model)
         signature = self._signature_from(config, hf)
         self.num_layers = int(signature.num_layers or 0)
-        directory = str(resolve_model_dir(config.model))
-        if runtime.load_pretrained:
-            try:
-                self.model = AutoModel.from_pretrained(directory)
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"cannot load the weights of {config.model!r}: {exc}", found=config.model) from None
-        else:
-            self.model = AutoModel.from_config(hf)
-        if getattr(self.model, "pooler", None) is not None and (
-            "add_pooling_layer" in inspect.signature(type(self.model).__init__).parameters
-        ):
-            self.model.pooler = None
+        self.model_dir = resolve_model_dir(config.model)
+        self.model = load_hf_model(config.model, pretrained=runtime.load_pretrained, config=hf)
         blocks = _bert_layers(self.model)
         chosen = range(len(blocks)) if config.layers == "all" else sorted({i % len(blocks) for i in config.layers})
         self.expert_layers: tuple[int, ...] = tuple(chosen)
@@ -165,8 +158,7 @@ class MoETransformer(Encoder):
             block = blocks[i]
             block.output = ExpertFeedForward(block.intermediate, block.output, len(self.domains), self._routing)
             block.intermediate = nn.Identity()
-        forward_params = inspect.signature(self.model.forward).parameters
-        self._input_keys = tuple(k for k in _MODEL_INPUTS if k in forward_params)
+        self._input_keys = model_input_keys(self.model)
         self.model.train(self.training)
 
     def experts(self, layer: int) -> nn.ModuleList:
@@ -175,6 +167,10 @@ class MoETransformer(Encoder):
         if not isinstance(block.output, ExpertFeedForward):
             raise KeyError(f"block {layer} has no experts; expert blocks: {self.expert_layers}")
         return block.output.experts
+
+    def saved_files(self) -> dict[str, Path | list[Path]]:
+        """config.json of the model folder (the weights travel in the saved model's safetensors)."""
+        return {"model": model_files(self.model_dir)}
 
     def forward(self, batch: dict[str, Tensor], output_layers: bool = False) -> Encoded:
         """Encode with each example routed to its domain's experts."""

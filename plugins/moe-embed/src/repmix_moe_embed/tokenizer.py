@@ -23,16 +23,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from pydantic import Field, field_validator, model_validator
-from repmix.core.components import ComponentConfig, Runtime, Tokenizer
-from repmix.core.errors import ConfigError, InputError
+from repmix.sdk import ComponentConfig, ConfigError, InputError, Runtime, Tokenizer
+from repmix.sdk.hf import model_files, resolve_model_dir, validate_model_dir
 from torch import Tensor
 
 from repmix_moe_embed import CITATION
-from repmix_moe_embed.models import resolve_model_dir, validate_model
 
 #: Batch key holding the expert index of each item.
 DOMAIN_KEY = "domain"
@@ -69,7 +69,7 @@ class DomainTokenizer(Tokenizer):
         @field_validator("model")
         @classmethod
         def _check_model(cls, value: str) -> str:
-            return validate_model(value)
+            return validate_model_dir(value)
 
         @field_validator("domains")
         @classmethod
@@ -100,7 +100,7 @@ class DomainTokenizer(Tokenizer):
         super().__init__(config, runtime)
         from transformers import AutoTokenizer
 
-        directory = resolve_model_dir(config.model)
+        directory = self.model_dir = resolve_model_dir(config.model)
         try:
             self.hf = AutoTokenizer.from_pretrained(str(directory))
         except (OSError, ValueError, TypeError) as exc:
@@ -108,6 +108,11 @@ class DomainTokenizer(Tokenizer):
         self.domains: tuple[str, ...] = tuple(config.domains)
         self._index = {d: i for i, d in enumerate(self.domains)}
         self._patterns = [(self._index[d], re.compile(p)) for d, p in config.patterns.items()]
+
+    def saved_files(self) -> dict[str, Path | list[Path]]:
+        """The tokenizer files of the model folder (and its config.json), so a saved model carries them."""
+        names = [n for n in getattr(self.hf, "vocab_files_names", {}).values() if isinstance(n, str)]
+        return {"model": model_files(self.model_dir, tokenizer=True, extra=names)}
 
     @property
     def vocab_size(self) -> int:

@@ -46,127 +46,19 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from repmix.core.components import ComponentConfig, Runtime
-from repmix.core.data import Dataset, Examples
-from repmix.core.errors import InputError, did_you_mean
+from repmix.sdk import ComponentConfig, Dataset, Examples, InputError, Runtime, did_you_mean
+from repmix.sdk.tables import MAX_NOTED, BadRows, read_table
 
 __all__ = [
     "ChEBI20Config",
     "ChEBI20Dataset",
     "SmilesSummary",
     "hash_holdout",
-    "read_header",
-    "read_tsv",
     "smiles_summary",
 ]
 
 #: Files of the described pairs, by ``descriptions``.
 PAIR_FILES: dict[str, str] = {"molt5": "validation.tsv", "text2mol": "validation_text2mol_names.tsv"}
-#: How many problem rows are described one by one in ``Examples.notes``.
-MAX_NOTED = 10
-SKIP_HINT = "fix the row, or set on_error: skip to skip unreadable rows (they are counted and reported)"
-
-
-# ----------------------------------------------------------------------------- reading
-@dataclass
-class TsvRow:
-    """One data row: its 1-based line number and values by column name."""
-
-    line: int
-    values: dict[str, str]
-
-
-class Problems:
-    """Bad rows: raise at the first (``raise``) or count and describe them (``skip``)."""
-
-    def __init__(self, on_error: str) -> None:
-        self.on_error = on_error
-        self.count = 0
-        self.messages: list[str] = []
-
-    def report(self, file: Path, line: int, reason: str) -> None:
-        message = f"{file}:{line}: {reason}"
-        if self.on_error == "raise":
-            raise InputError(message, hint=SKIP_HINT)
-        self.count += 1
-        if len(self.messages) < MAX_NOTED:
-            self.messages.append(message)
-
-    def notes(self) -> list[str]:
-        if not self.count:
-            return []
-        out = [f"skipped {self.count} unreadable row(s) (on_error: skip)"]
-        out += [f"skipped {m}" for m in self.messages]
-        if self.count > len(self.messages):
-            out.append(f"... and {self.count - len(self.messages)} more")
-        return out
-
-
-def _existing_file(path: Path) -> None:
-    if not path.is_file():
-        raise InputError(
-            f"data file {path} does not exist" if not path.exists() else f"{path} is not a file",
-            hint="relative paths are relative to the current working directory",
-        )
-
-
-def read_header(path: Path) -> list[str]:
-    """The column names of a tab-separated file's first line."""
-    _existing_file(path)
-    with path.open(encoding="utf-8-sig", errors="replace") as handle:
-        first = handle.readline()
-    if not first.strip():
-        raise InputError(f"data file {path} is empty (expected a header line)")
-    return [h.strip() for h in first.rstrip("\r\n").split("\t")]
-
-
-def read_tsv(path: Path, columns: list[str], problems: Problems) -> tuple[list[TsvRow], list[str]]:
-    """Rows of a tab-separated file with a header, quoting off; (rows, header).
-
-    A missing file, an empty file or a header without ``columns`` is one
-    :class:`InputError`; a row with the wrong number of fields or an empty
-    value in ``columns`` goes to ``problems``.
-    """
-    _existing_file(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if not lines or not lines[0].strip():
-        raise InputError(f"data file {path} is empty (expected a header line: {', '.join(columns)})")
-    header = [h.strip() for h in lines[0].rstrip("\r").split("\t")]
-    missing = [c for c in columns if c not in header]
-    if missing:
-        hints = []
-        for c in missing:
-            same = [h for h in header if h.lower() == c.lower()]
-            guess = same[0] if same else did_you_mean(c, header)
-            hints.append(f"{c!r}" + (f" (did you mean {guess!r}?)" if guess else ""))
-        raise InputError(
-            f"{path}:1: the header lacks column(s) {', '.join(hints)}",
-            hint=f"columns found: {', '.join(header)}\ncolumns expected: {', '.join(columns)}"
-            + ("\n(the file must be tab-separated)" if len(header) == 1 else ""),
-        )
-    index = {c: header.index(c) for c in columns}
-    rows: list[TsvRow] = []
-    for number, raw in enumerate(lines[1:], start=2):
-        raw = raw.rstrip("\r")
-        if not raw.strip():
-            continue
-        fields = raw.split("\t")
-        if len(fields) != len(header):
-            problems.report(path, number, f"expected {len(header)} tab-separated fields, found {len(fields)}")
-            continue
-        values = {c: fields[i] for c, i in index.items()}
-        empty = [c for c, v in values.items() if not v.strip()]
-        if empty:
-            problems.report(path, number, f"field {empty[0]!r} is empty")
-            continue
-        rows.append(TsvRow(number, values))
-    return rows, header
 
 
 # ------------------------------------------------------------------------ SMILES checks
@@ -322,22 +214,20 @@ class ChEBI20Dataset(Dataset):
         if split == "test" and c.holdout == 0:
             raise InputError("split 'test' is empty with holdout: 0", hint="set holdout, e.g. 0.2")
         folder = self._folder()
-        problems = Problems(c.on_error)
+        problems = BadRows(c.on_error)
         notes: list[str] = []
         if split == "extra":
             path = folder / c.molecules_file
-            header = read_header(path)
-            towers = {t: col for t, col in c.fields.items() if col in header}
-            if c.smiles_column not in header:
-                read_tsv(path, [c.smiles_column], problems)  # raises: names the missing column
-            wanted = list(dict.fromkeys([*towers.values(), *([c.id_column] if c.id_column in header else [])]))
-            rows, _ = read_tsv(path, wanted, problems)
-            file_rows = rows
+            others = [col for col in [*c.fields.values(), c.id_column] if col != c.smiles_column]
+            table = read_table(path, [c.smiles_column], optional=others, fmt="tsv", bad_rows=problems)
+            towers = {t: col for t, col in c.fields.items() if col in table.header}
+            rows = file_rows = table.rows
         else:
             path = folder / (c.pairs_file or PAIR_FILES[c.descriptions])
             towers = dict(c.fields)
-            rows, _ = read_tsv(path, list(dict.fromkeys([*towers.values(), c.id_column])), problems)
-            file_rows = rows
+            columns_wanted = list(dict.fromkeys([*towers.values(), c.id_column]))
+            table = read_table(path, columns_wanted, fmt="tsv", bad_rows=problems)
+            rows = file_rows = table.rows
             if split in ("train", "test"):
                 ids = [r.values[c.id_column] for r in rows]
                 dupes = len(ids) - len(set(ids))
@@ -392,5 +282,5 @@ class ChEBI20Dataset(Dataset):
         if not kept:
             raise InputError(f"{path}: split {split!r} has no usable rows", hint="; ".join(notes) or None)
         columns = {t: [r.values[col] for r in kept] for t, col in towers.items()}
-        ids = [r.values[c.id_column] for r in kept] if all(c.id_column in r.values for r in kept) else None
+        ids = [r.values[c.id_column] for r in kept] if c.id_column in table.header else None
         return Examples(columns, None, ids, skipped=problems.count + len(bondless), notes=notes)

@@ -31,9 +31,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from repmix.core.components import ComponentConfig, Runtime
-from repmix.core.data import Dataset, Examples
-from repmix.core.errors import InputError
+from repmix.sdk import ComponentConfig, Dataset, Examples, InputError, Runtime
 
 __all__ = ["SCAFFOLDS", "SUBSTITUENTS", "DemoMolecule", "DemoMoleculesConfig", "DemoMoleculesDataset", "generate"]
 

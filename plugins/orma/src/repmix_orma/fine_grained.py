@@ -35,9 +35,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from repmix.core.components import Aligner, ComponentConfig, Runtime, ShapeReq
-from repmix.core.errors import InputError
-from repmix.core.types import Alignment, Granularity
+from repmix.sdk import Aligner, Alignment, ComponentConfig, Granularity, InputError, Runtime, ShapeReq
 
 #: ORMA's LayerNorm (``nn.LayerNorm(emb_dim, elementwise_affine=False)``) uses torch's default eps.
 LAYER_NORM_EPS = 1e-5

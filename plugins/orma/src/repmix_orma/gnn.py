@@ -39,9 +39,16 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from repmix.core.components import ComponentConfig, Encoder, Runtime
-from repmix.core.errors import ConfigError
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from repmix.sdk import (
+    ComponentConfig,
+    ConfigError,
+    Encoded,
+    Encoder,
+    EncoderSignature,
+    Granularity,
+    GranularitySpec,
+    Runtime,
+)
 
 from repmix_orma.graph import GraphBatch
 

@@ -62,8 +62,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from repmix.core.components import ComponentConfig, Runtime, Tokenizer
-from repmix.core.errors import ConfigError, InputError
+from repmix.sdk import ComponentConfig, ConfigError, InputError, Runtime, Tokenizer
 
 from repmix_orma.motifs import motif_decomp
 

@@ -31,9 +31,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from repmix.core.components import ComponentConfig, Loss, LossInputs, Runtime
-from repmix.core.errors import InputError
-from repmix.core.types import LossOutput
+from repmix.sdk import ComponentConfig, InputError, Loss, LossInputs, LossOutput, Runtime
 from repmix_orma.fine_grained import ORMA_CITATION
 
 TEXT2MOL_CITATION = (

@@ -34,9 +34,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from repmix.core.components import Aligner, ComponentConfig, Runtime, ShapeReq
-from repmix.core.errors import InputError
-from repmix.core.types import Alignment, Granularity
+from repmix.sdk import Aligner, Alignment, ComponentConfig, Granularity, InputError, Runtime, ShapeReq
 from repmix_orma.fine_grained import (
     DEFAULT_CHUNK_ELEMENTS,
     DEFAULT_DETAIL_MAX_ELEMENTS,

@@ -23,9 +23,17 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from repmix.core.components import ComponentConfig, Pooler, PoolerConfig, Runtime
-from repmix.core.errors import ConfigError
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from repmix.sdk import (
+    ComponentConfig,
+    ConfigError,
+    Encoded,
+    EncoderSignature,
+    Granularity,
+    GranularitySpec,
+    Pooler,
+    PoolerConfig,
+    Runtime,
+)
 
 __all__ = ["ProjectConfig", "ProjectPooler"]
 

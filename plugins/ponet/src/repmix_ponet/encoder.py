@@ -26,9 +26,17 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
-from repmix.core.components import ComponentConfig, Encoder, Runtime
-from repmix.core.errors import ConfigError, InputError
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from repmix.sdk import (
+    ComponentConfig,
+    ConfigError,
+    Encoded,
+    Encoder,
+    EncoderSignature,
+    Granularity,
+    GranularitySpec,
+    InputError,
+    Runtime,
+)
 from torch import Tensor, nn
 
 #: The fill of padded positions before a max (the official code's -1e4).

@@ -13,8 +13,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from repmix.core.components import Aligner, ComponentConfig, ShapeReq
-from repmix.core.types import Alignment, Granularity
+from repmix.sdk import Aligner, Alignment, ComponentConfig, Granularity, ShapeReq
 
 #: Score given to a document without any unmasked token (as sentence-transformers' maxsim does):
 #: finite, so losses stay finite, and below every real score.

@@ -1,6 +1,6 @@
 """Datasets of repmix-std: ``pairs`` (TSV/CSV/JSONL), ``sts`` (STS-B style) and ``beir``.
 
-Every dataset returns :class:`repmix.core.data.Examples` whose ``columns`` are
+Every dataset returns :class:`repmix.core.components.Examples` whose ``columns`` are
 keyed by **tower name**, so the trainer feeds ``columns[tower]`` to that tower.
 
 Common behaviour (see docs/plugins/std-data-and-evaluation.md):
@@ -21,19 +21,14 @@ Common behaviour (see docs/plugins/std-data-and-evaluation.md):
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
-from repmix.core.components import ComponentConfig, Runtime
-from repmix.core.data import Dataset, Examples
-from repmix.core.errors import InputError, did_you_mean
+from repmix.sdk import ComponentConfig, Dataset, Examples, InputError, Runtime
+from repmix.sdk.tables import SUFFIX_FORMATS, BadRows, Row, read_lines, read_table, shown_path, suggestion
 
 __all__ = [
     "BeirConfig",
@@ -46,248 +41,13 @@ __all__ = [
     "read_items",
 ]
 
-#: How many skipped rows are described one by one in ``Examples.notes``.
-MAX_NOTED = 10
-#: File suffix -> format, for ``format: auto``.
-SUFFIX_FORMATS: dict[str, str] = {".tsv": "tsv", ".tab": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 #: Suffixes tried, in this order, for ``<directory>/<split><suffix>``.
 SPLIT_SUFFIXES: tuple[str, ...] = (".tsv", ".csv", ".jsonl")
-#: Largest TSV/CSV field accepted (characters); the csv module's default is 131,072.
-FIELD_SIZE_LIMIT = 2**31 - 1
-SKIP_HINT = "fix the row, or set on_error: skip to skip malformed rows (they are counted and reported)"
 
 Format = Literal["auto", "tsv", "csv", "jsonl"]
 
 
 # --------------------------------------------------------------------------- helpers
-def shown_path(path: Path) -> str:
-    """``path`` as written, plus its absolute form when it is relative (relative to the cwd)."""
-    return str(path) if path.is_absolute() else f"{path} (= {path.resolve()})"
-
-
-def _suggest(found: str, allowed: list[str]) -> str:
-    match = did_you_mean(found, allowed)
-    return f" (did you mean {match!r}?)" if match else ""
-
-
-class _Problems:
-    """Malformed rows: raise at the first one (``raise``) or count and describe them (``skip``)."""
-
-    def __init__(self, on_error: str) -> None:
-        self.on_error = on_error
-        self.count = 0
-        self.messages: list[str] = []
-
-    def report(self, file: Path, line: int, reason: str) -> None:
-        message = f"{file}:{line}: {reason}"
-        if self.on_error == "raise":
-            raise InputError(message, hint=SKIP_HINT)
-        self.count += 1
-        if len(self.messages) < MAX_NOTED:
-            self.messages.append(message)
-
-    def notes(self) -> list[str]:
-        if not self.count:
-            return []
-        out = [f"skipped {self.count} malformed row(s) (on_error: skip)"]
-        out += [f"skipped {m}" for m in self.messages]
-        if self.count > len(self.messages):
-            out.append(f"... and {self.count - len(self.messages)} more malformed row(s)")
-        return out
-
-
-@dataclass
-class _Row:
-    """One parsed row: the line it starts on and its values by column name."""
-
-    line: int
-    values: dict[str, Any]
-
-
-def _file_format(path: Path, fmt: str) -> str:
-    if fmt != "auto":
-        return fmt
-    found = SUFFIX_FORMATS.get(path.suffix.lower())
-    if found is None:
-        raise InputError(
-            f"cannot tell the format of {shown_path(path)} from its suffix {path.suffix!r}",
-            hint="name it *.tsv, *.csv or *.jsonl, or set format: tsv|csv|jsonl "
-            f"(suffixes known: {', '.join(SUFFIX_FORMATS)})",
-        )
-    return found
-
-
-def _read_bytes(path: Path, what: str = "data file") -> bytes:
-    if not path.exists():
-        raise InputError(
-            f"{what} {shown_path(path)} does not exist",
-            hint="relative paths are relative to the current working directory",
-        )
-    if path.is_dir():
-        raise InputError(f"{what} {shown_path(path)} is a directory, not a file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {what} {shown_path(path)}: {exc}") from None
-    if not data.lstrip(b"\xef\xbb\xbf").strip():
-        raise InputError(f"{what} {shown_path(path)} is empty")
-    return data
-
-
-class _Lines:
-    """Decoded lines of a file with a running line counter; undecodable lines are reported."""
-
-    def __init__(self, path: Path, data: bytes, problems: _Problems) -> None:
-        self.path = path
-        self.raw = data.split(b"\n")
-        if self.raw and self.raw[-1] == b"":
-            self.raw.pop()
-        self.problems = problems
-        self.line = 0  # number of the last line handed out (1-based)
-
-    def __iter__(self) -> Iterator[str]:
-        for i, raw in enumerate(self.raw):
-            self.line = i + 1
-            raw = raw.removesuffix(b"\r")
-            try:
-                text = raw.decode("utf-8-sig" if i == 0 else "utf-8")
-            except UnicodeDecodeError as exc:
-                self.problems.report(self.path, i + 1, f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
-                continue
-            yield text + "\n"
-
-
-def read_table(
-    path: Path,
-    columns: list[str],
-    *,
-    optional: tuple[str, ...] = (),
-    fmt: str = "auto",
-    quoting: str = "auto",
-    allow_empty: bool = False,
-    problems: _Problems,
-    what: str = "data file",
-) -> list[_Row]:
-    """Read the ``columns`` of every row of a TSV/CSV (with header) or JSONL file.
-
-    TSV is read with quoting off (``csv.QUOTE_NONE``) unless ``quoting: standard``;
-    CSV with the csv module's standard quoting unless ``quoting: none``. A row
-    with the wrong number of fields, a missing, null or (unless ``allow_empty``)
-    empty value, or bad JSON is reported to ``problems``. ``optional`` columns
-    (JSONL only) are read when present and ``None`` otherwise.
-    """
-    kind = _file_format(path, fmt)
-    data = _read_bytes(path, what)
-    lines = _Lines(path, data, problems)
-    rows: list[_Row] = []
-    if kind == "jsonl":
-        for text in lines:
-            if not text.strip():
-                continue
-            line = lines.line
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                problems.report(path, line, f"invalid JSON: {exc.msg} (column {exc.colno})")
-                continue
-            if not isinstance(obj, dict):
-                problems.report(path, line, f"expected a JSON object, found {type(obj).__name__}")
-                continue
-            values: dict[str, Any] = {}
-            bad = None
-            for col in columns:
-                if col not in obj:
-                    bad = f"missing field {col!r}{_suggest(col, list(obj))}; fields found: {', '.join(obj) or '(none)'}"
-                elif obj[col] is None:
-                    bad = f"field {col!r} is null"
-                elif obj[col] == "" and not allow_empty:
-                    bad = f"field {col!r} is empty"
-                if bad:
-                    break
-                values[col] = obj[col]
-            if bad:
-                problems.report(path, line, bad)
-                continue
-            for col in optional:
-                values[col] = obj.get(col)
-            rows.append(_Row(line, values))
-        if not rows and problems.count:
-            raise InputError(
-                f"{path}: no usable rows: all {problems.count} row(s) are malformed; first: {problems.messages[0]}",
-                hint=f"expected JSON objects with the fields {', '.join(columns)}",
-            )
-        return rows
-
-    # the csv module caps fields at 128 KiB by default; documents can be longer
-    previous_limit = csv.field_size_limit(FIELD_SIZE_LIMIT)
-    try:
-        delimiter = "\t" if kind == "tsv" else ","
-        if quoting == "auto":
-            quoting = "none" if kind == "tsv" else "standard"
-        mode = csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL
-        reader = csv.reader(iter(lines), delimiter=delimiter, quoting=mode, strict=True)
-        sep_name = "tab" if delimiter == "\t" else "comma"
-        last_end = 0
-
-        def records() -> Iterator[tuple[int, list[str]]]:
-            nonlocal last_end
-            while True:
-                try:
-                    record = next(reader)
-                except StopIteration:
-                    return
-                except csv.Error as exc:
-                    raise InputError(f"{path}:{lines.line}: cannot parse the {kind.upper()} file: {exc}") from None
-                start = last_end + 1
-                last_end = lines.line
-                yield start, record
-
-        it = records()
-        header_line, header = next(it, (0, []))
-        while header == [] and header_line:
-            header_line, header = next(it, (0, []))
-        header = [h.strip() for h in header]
-        if not header:
-            raise InputError(f"data file {shown_path(path)} has no header line")
-        dupes = sorted({h for h in header if header.count(h) > 1})
-        if dupes:
-            raise InputError(f"{path}:{header_line}: the header names column(s) {', '.join(map(repr, dupes))} twice")
-        missing = [c for c in columns if c not in header]
-        if missing:
-            hints = "; ".join(f"{c!r}{_suggest(c, header)}" for c in missing)
-            raise InputError(
-                f"{path}:{header_line}: the header lacks column(s) {hints}",
-                hint=f"columns found: {', '.join(header)}\ncolumns expected: {', '.join(columns)}"
-                + ("\n(TSV files need tab-separated headers)" if kind == "tsv" and len(header) == 1 else ""),
-            )
-        index = {c: header.index(c) for c in columns}
-        n = len(header)
-        for line, record in it:
-            if not record:
-                continue  # blank line
-            if len(record) != n:
-                problems.report(
-                    path, line, f"expected {n} {sep_name}-separated fields ({', '.join(header)}), found {len(record)}"
-                )
-                continue
-            values = {c: record[i] for c, i in index.items()}
-            empty = [c for c, v in values.items() if v == ""]
-            if empty and not allow_empty:
-                problems.report(path, line, f"field {empty[0]!r} is empty")
-                continue
-            rows.append(_Row(line, values))
-        if not rows:
-            if problems.count:
-                raise InputError(
-                    f"{path}: no usable rows: all {problems.count} row(s) are malformed; first: {problems.messages[0]}"
-                )
-            raise InputError(f"data file {shown_path(path)} has a header but no rows")
-        return rows
-
-    finally:
-        csv.field_size_limit(previous_limit)
-
-
 def _number(value: Any) -> float | None:
     """``value`` as a finite float, or ``None`` when it is not one."""
     if isinstance(value, bool):
@@ -465,7 +225,7 @@ class _FileDataset(Dataset):
         allowed = [c.split, c.holdout_split]
         raise InputError(
             f"split {split!r} is not served: with holdout set this dataset serves {c.split!r} "
-            f"and the held-out {c.holdout_split!r}{_suggest(split, allowed)}"
+            f"and the held-out {c.holdout_split!r}{suggestion(split, allowed)}"
         )
 
     def _holdout(self, n: int, part: str | None, notes: list[str], what: str = "rows") -> list[int]:
@@ -512,7 +272,7 @@ class PairsDataset(_FileDataset):
             if split not in c.files:
                 raise InputError(
                     f"no file for split {split!r}; 'files' names "
-                    f"{', '.join(map(repr, c.files))}{_suggest(split, list(c.files))}"
+                    f"{', '.join(map(repr, c.files))}{suggestion(split, list(c.files))}"
                 )
             return Path(c.files[split])
         assert c.path is not None
@@ -535,7 +295,7 @@ class PairsDataset(_FileDataset):
             stems = sorted({Path(f).stem for f in present})
             raise InputError(
                 f"no file for split {split!r} in {shown_path(p)}: expected "
-                f"{' or '.join(split + s for s in SPLIT_SUFFIXES)}{_suggest(split, stems)}",
+                f"{' or '.join(split + s for s in SPLIT_SUFFIXES)}{suggestion(split, stems)}",
                 hint=f"data files there: {', '.join(present) or '(none)'}",
             )
         return found[0]
@@ -548,11 +308,11 @@ class PairsDataset(_FileDataset):
                 cols.append(extra)
         return cols
 
-    def _read(self, path: Path, problems: _Problems) -> list[_Row]:
+    def _read(self, path: Path, problems: BadRows) -> list[Row]:
         c = self.config
         rows = read_table(
-            path, self._columns(), fmt=c.format, quoting=c.quoting, allow_empty=c.allow_empty, problems=problems
-        )
+            path, self._columns(), fmt=c.format, quoting=c.quoting, allow_empty=c.allow_empty, bad_rows=problems
+        ).rows
         if c.target is None:
             return rows
         good = []
@@ -569,15 +329,13 @@ class PairsDataset(_FileDataset):
             row.values[c.target] = x
             good.append(row)
         if not good:
-            raise InputError(
-                f"{path}: no usable rows: all {problems.count} row(s) are malformed; first: {problems.messages[0]}"
-            )
+            raise problems.none_usable(path)
         return good
 
     def _check_target(self, x: float) -> str | None:
         return None
 
-    def _filter(self, rows: list[_Row], notes: list[str]) -> list[_Row]:
+    def _filter(self, rows: list[Row], notes: list[str]) -> list[Row]:
         return rows
 
     def load(self, split: str | None = None) -> Examples:
@@ -586,7 +344,7 @@ class PairsDataset(_FileDataset):
         split = split or c.split
         source, part = self._serve(split)
         path = self.file_for(source)
-        problems = _Problems(c.on_error)
+        problems = BadRows(c.on_error)
         rows = self._read(path, problems)
         notes = problems.notes()
         if part is None and c.path is not None and not Path(c.path).is_dir() and split != c.split:
@@ -624,7 +382,7 @@ class StsDataset(PairsDataset):
             return f"score {x:g} is outside score_range [{r[0]:g}, {r[1]:g}]"
         return None
 
-    def _filter(self, rows: list[_Row], notes: list[str]) -> list[_Row]:
+    def _filter(self, rows: list[Row], notes: list[str]) -> list[Row]:
         c = self.config
         if c.min_score is None:
             return rows
@@ -683,10 +441,10 @@ class BeirDataset(_FileDataset):
     def _load_corpus(self) -> tuple[list[str], list[str], int, list[str]]:
         if self._corpus is None:
             path = self._dir() / self.config.corpus_file
-            problems = _Problems(self.config.on_error)
+            problems = BadRows(self.config.on_error)
             rows = read_table(
-                path, ["_id"], optional=("title", "text"), fmt="jsonl", problems=problems, what="BEIR corpus"
-            )
+                path, ["_id"], optional=("title", "text"), fmt="jsonl", bad_rows=problems, what="BEIR corpus"
+            ).rows
             ids: list[str] = []
             texts: list[str] = []
             seen: set[str] = set()
@@ -710,9 +468,9 @@ class BeirDataset(_FileDataset):
         corpus_ids, corpus_texts, corpus_skipped, corpus_notes = self._load_corpus()
         corpus_index = {d: i for i, d in enumerate(corpus_ids)}
 
-        problems = _Problems(c.on_error)
+        problems = BadRows(c.on_error)
         qpath = root / c.queries_file
-        qrows = read_table(qpath, ["_id", "text"], fmt="jsonl", problems=problems, what="BEIR queries file")
+        qrows = read_table(qpath, ["_id", "text"], fmt="jsonl", bad_rows=problems, what="BEIR queries file").rows
         query_text: dict[str, str] = {}
         for r in qrows:
             qid = str(r.values["_id"])
@@ -726,12 +484,12 @@ class BeirDataset(_FileDataset):
         if not rel_path.is_file():
             present = sorted(f.stem for f in qrels_root.glob("*.tsv")) if qrels_root.is_dir() else []
             raise InputError(
-                f"no qrels for split {source!r}: {shown_path(rel_path)} does not exist{_suggest(source, present)}",
+                f"no qrels for split {source!r}: {shown_path(rel_path)} does not exist{suggestion(source, present)}",
                 hint=f"qrels splits there: {', '.join(present) or '(none)'}",
             )
         rel_rows = read_table(
-            rel_path, ["query-id", "corpus-id", "score"], fmt="tsv", problems=problems, what="BEIR qrels file"
-        )
+            rel_path, ["query-id", "corpus-id", "score"], fmt="tsv", bad_rows=problems, what="BEIR qrels file"
+        ).rows
         qrels: dict[str, dict[str, float]] = {}
         pairs: list[tuple[str, str]] = []
         for r in rel_rows:
@@ -780,11 +538,7 @@ def read_items(path: str | Path, column: str | None = None, *, on_error: str = "
     """Items from a file: ``*.txt`` one per non-blank line, else ``column`` of a TSV/CSV/JSONL file."""
     p = Path(path)
     if p.suffix.lower() == ".txt":
-        data = _read_bytes(p, "items file")
-        problems = _Problems(on_error)
-        items = [t.rstrip("\n") for t in _Lines(p, data, problems) if t.strip()]
-        return items
+        return read_lines(p, on_error=on_error, what="items file")
     if column is None:
         raise InputError(f"{shown_path(p)} is a table: name the column that holds the items (column: ...)")
-    rows = read_table(p, [column], problems=_Problems(on_error), what="items file")
-    return [r.values[column] for r in rows]
+    return read_table(p, [column], on_error=on_error, what="items file").column(column)

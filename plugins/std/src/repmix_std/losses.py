@@ -17,9 +17,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from repmix.core.components import ComponentConfig, Loss, LossInputs, Runtime
-from repmix.core.errors import InputError
-from repmix.core.types import LossOutput
+from repmix.sdk import ComponentConfig, InputError, Loss, LossInputs, LossOutput, Runtime
 
 
 def _check_scores(scores: Tensor, name: str) -> int:

@@ -18,8 +18,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from repmix.core.components import Pooler, PoolerConfig
-from repmix.core.types import Encoded, Granularity
+from repmix.sdk import Encoded, Granularity, Pooler, PoolerConfig
 
 _SBERT = (
     "Reimers & Gurevych (2019). Sentence-BERT: Sentence Embeddings using Siamese BERT-Networks. "

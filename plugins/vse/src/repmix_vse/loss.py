@@ -20,9 +20,7 @@ from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
-from repmix.core.components import ComponentConfig, Loss, LossInputs
-from repmix.core.errors import InputError
-from repmix.core.types import LossOutput
+from repmix.sdk import ComponentConfig, InputError, Loss, LossInputs, LossOutput
 from torch import Tensor
 
 

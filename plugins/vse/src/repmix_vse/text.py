@@ -24,9 +24,17 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, model_validator
-from repmix.core.components import ComponentConfig, Encoder, Runtime, Tokenizer
-from repmix.core.errors import ConfigError
-from repmix.core.types import Encoded, EncoderSignature, Granularity, GranularitySpec
+from repmix.sdk import (
+    ComponentConfig,
+    ConfigError,
+    Encoded,
+    Encoder,
+    EncoderSignature,
+    Granularity,
+    GranularitySpec,
+    Runtime,
+    Tokenizer,
+)
 from torch import Tensor, nn
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)

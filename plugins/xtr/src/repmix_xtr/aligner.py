@@ -26,9 +26,7 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from repmix.core.components import Aligner, ComponentConfig, Runtime, ShapeReq
-from repmix.core.errors import ConfigError
-from repmix.core.types import Alignment, Granularity
+from repmix.sdk import Aligner, Alignment, ComponentConfig, ConfigError, Granularity, Runtime, ShapeReq
 from torch import Tensor
 
 #: Score of a document without any real token (as std's maxsim): finite and below every real score.

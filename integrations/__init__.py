@@ -1,0 +1,1 @@
+"""Adapters between repmix models and other libraries (MTEB, sentence-transformers)."""
