@@ -111,8 +111,13 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     jobs = min(args.jobs, len(ablation.variants))
     threads = ab.job_env(jobs)["OMP_NUM_THREADS"]
     _echo(f"{jobs} job(s) at a time, {threads} torch thread(s) each; logs in {out / ab.LOGS_DIR}")
-    outcomes = ab.run_ablation(ablation, out, jobs=args.jobs, echo=_echo)
-    written = ab.write_results(ablation, out, outcomes)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output {str(out)!r} is a file, not a directory")
+    from repmix.engine.runs import locked_dir
+
+    with locked_dir(out, what="ablation output directory"):  # one ablation per output directory
+        outcomes = ab.run_ablation(ablation, out, jobs=args.jobs, echo=_echo)
+        written = ab.write_results(ablation, out, outcomes)
     _echo("")
     _echo(written["md"].read_text(encoding="utf-8").rstrip("\n"))
     _echo("")

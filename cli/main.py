@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "repmix.cli.train_cmds",
     "repmix.cli.scaffold_cmd",
     "repmix.cli.ablate_cmds",
+    "repmix.integrations.commands",
 )
 
 
@@ -51,7 +52,25 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        self.exit(2, f"error: {message}\n")
+        self.exit(2, f"error: {_did_you_mean(message)}\n")
+
+
+def _did_you_mean(message: str) -> str:
+    """argparse's "invalid choice: 'trian' (choose from ...)" plus the closest choice."""
+    import re
+
+    from repmix.core.errors import did_you_mean
+
+    match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if not match:
+        return message
+    found, choices = match.group(1), re.findall(r"'([^']*)'", match.group(2)) or match.group(2).split(", ")
+    what = "command" if message.startswith("argument COMMAND") else "choice"
+    text = f"unknown {what} {found!r}"
+    close = did_you_mean(found, choices)
+    if close:
+        text += f"; did you mean {close!r}?"
+    return text + f"\n  {what}s: {', '.join(choices)}"
 
 
 def build_parser(with_extensions: bool = False) -> argparse.ArgumentParser:

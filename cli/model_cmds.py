@@ -53,6 +53,8 @@ def repmix_add_commands(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--batch-size", type=int, default=32, help="items per forward pass (default 32)")
     e.add_argument("--device", default="cpu", help="torch device (default cpu)")
     e.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    e.add_argument("--allow-plugin-mismatch", action="store_true",
+                   help="load a saved model whose plugin versions differ from its plugins.lock (or that has none)")
     e.set_defaults(func=cmd_encode)
 
 
@@ -97,11 +99,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _is_grid_file(path: str) -> bool:
     """True for an ablation grid file: a mapping with ``base:`` and no ``model:`` (unreadable: False)."""
-    from repmix.core.config import parse_yaml
+    from repmix.core.config import parse_yaml, read_config_text
     from repmix.core.errors import RepmixError
 
     try:
-        data, _ = parse_yaml(Path(path).read_text(encoding="utf-8"), path)
+        data, _ = parse_yaml(read_config_text(path), path)
     except (OSError, UnicodeDecodeError, RepmixError):
         return False  # load_config reports the problem
     return isinstance(data, dict) and "base" in data and "model" not in data
@@ -150,6 +152,23 @@ def read_lines(path: str) -> list[str]:
     return lines
 
 
+def check_device(name: str) -> None:
+    """Refuse a torch device name that is malformed or not available here, before any work."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise InputError(f"--device {name!r} is not a torch device", hint="for example: cpu, cuda, cuda:1, mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {name!r}: no CUDA GPU is available to this torch", hint="use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(f"--device {name!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    elif device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise InputError(f"--device {name!r}: MPS is not available here", hint="use --device cpu")
+
+
 def cmd_encode(args: argparse.Namespace) -> int:
     """Encode lines of a file into a float32 .npy array."""
     import io
@@ -164,8 +183,13 @@ def cmd_encode(args: argparse.Namespace) -> int:
     out_path = Path(args.output)
     if out_path.suffix != ".npy":
         raise InputError(f"--output must end in .npy, got {args.output!r}")
+    if out_path.is_dir():
+        raise InputError(f"--output {args.output!r} is a directory; give the path of a .npy file")
+    if out_path.parent.exists() and not out_path.parent.is_dir():
+        raise InputError(f"--output {args.output!r}: {str(out_path.parent)!r} is not a directory")
+    check_device(args.device)
     items = read_lines(args.input)
-    model = load(args.source, args.overrides, args.device)
+    model = load(args.source, args.overrides, args.device, allow_mismatch=args.allow_plugin_mismatch or None)
     tokenizer = model.tower(args.tower).tokenizer
     for lineno, item in enumerate(items, 1):
         problem = tokenizer.check_item(item)

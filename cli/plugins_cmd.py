@@ -54,16 +54,22 @@ def _plugin_dict(info: Any) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """Print installed plugins; exit 0 even when none are installed."""
+    """Print installed plugins; exit 0 even when none are installed.
+
+    With ``--check`` the exit status is 1 when any plugin is broken or
+    incompatible (disabled ones are not failures), so CI can rely on it.
+    """
     from repmix.registry.registry import INSTALL_HINT, get_registry
 
     registry = get_registry()
     if args.check:
         registry.check_imports()
     plugins = registry.plugins
+    failing = [p for p in plugins if p.status in ("broken", "incompatible")] if args.check else []
+    code = 1 if failing else 0
     if args.json:
         print(json.dumps({"note": registry.note, "plugins": [_plugin_dict(p) for p in plugins]}, indent=2))
-        return 0
+        return code
     if not plugins:
         print("No repmix plugins are installed" + (f" ({registry.note})." if registry.note else "."))
         print(INSTALL_HINT)
@@ -81,7 +87,12 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"  {'hooks:':<12} {', '.join(info.hooks)}")
     if registry.note:
         print(f"note: {registry.note}")
-    return 0
+    if failing:
+        import sys
+
+        names = ", ".join(f"{p.distribution} ({p.status})" for p in failing)
+        print(f"error: {len(failing)} plugin(s) cannot be used: {names}", file=sys.stderr)
+    return code
 
 
 def _schema_rows(config_cls: Any) -> list[dict[str, Any]]:

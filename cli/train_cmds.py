@@ -73,6 +73,9 @@ def repmix_add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     e.add_argument("-o", "--output", metavar="DIR", default=None, help="directory for metrics.json and evaluation.md")
     e.add_argument("--device", default="cpu", help="torch device to evaluate on (default cpu)")
+    e.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    e.add_argument("--allow-plugin-mismatch", action="store_true",
+                   help="load a saved model whose plugin versions differ from its plugins.lock (or that has none)")
     e.set_defaults(func=cmd_evaluate)
 
 
@@ -150,8 +153,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a run, saved model or config; print the metrics."""
     from repmix.engine.evaluation import evaluate_source
 
+    from repmix.cli.model_cmds import check_device
+
+    check_device(args.device)
     metrics, out_dir = evaluate_source(
-        args.source, list(args.overrides), list(args.data), args.output, device=args.device
+        args.source, list(args.overrides), list(args.data), args.output, device=args.device,
+        progress=not args.no_progress, allow_mismatch=args.allow_plugin_mismatch or None,
     )
     for name, value in metrics.items():
         print(f"{name}: {value:.6g}")

@@ -42,6 +42,40 @@ FILES_DIR = "files"
 FORMAT_VERSION = 2
 #: File suffixes that usually hold pickles; a saved model containing one is refused.
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib")
+#: Set to 1 to load a saved model whose plugin versions differ from its lock, or that has no lock.
+ENV_ALLOW_MISMATCH = "REPMIX_ALLOW_PLUGIN_MISMATCH"
+
+
+def file_mode() -> int:
+    """The mode a newly created file gets under the current umask (0o644 under the usual 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def remove_leftover_tmp(directory: str | Path) -> list[Path]:
+    """Delete the temporary files and checkpoint folders an interrupted write left under ``directory``.
+
+    Call only while holding the directory's lock (a resumed run, a new save):
+    then no other process is writing them. Returns what was removed.
+    """
+    removed: list[Path] = []
+    root = Path(directory)
+    if not root.is_dir():
+        return removed
+    for p in sorted(root.rglob(".*.tmp*"), key=lambda q: len(q.parts), reverse=True):
+        name = p.name
+        if not (name.endswith(".tmp") or ".tmp-" in name):
+            continue
+        try:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -49,6 +83,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode())  # mkstemp creates 0600; a saved file follows the umask like any other
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -95,14 +130,17 @@ def save_model(model: Any, directory: str | Path, *, metrics: dict[str, float] |
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / MANIFEST_FILE).unlink(missing_ok=True)
+        remove_leftover_tmp(out)
         config = copy.deepcopy(model.config)
         config.pop("extends", None)
+        qualify_types(config, list(getattr(model, "lock", [])))
         bundled = _bundle_files(model, out, config)
         atomic_write_text(out / CONFIG_FILE, dump_yaml(config))
         fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{WEIGHTS_FILE}.", suffix=".tmp")
         os.close(fd)
         try:
             st_save_model(model, tmp, metadata={"format": "repmix", "repmix": repmix.__version__})
+            os.chmod(tmp, file_mode())
             os.replace(tmp, out / WEIGHTS_FILE)
         finally:
             Path(tmp).unlink(missing_ok=True)
@@ -119,6 +157,26 @@ def save_model(model: Any, directory: str | Path, *, metrics: dict[str, float] |
     except OSError as exc:
         raise ArtifactError(f"cannot write saved model to {str(out)!r}: {exc.strerror or exc}") from None
     return out
+
+
+def qualify_types(config: dict[str, Any], lock: list[Any]) -> None:
+    """Write each locked component's qualified name (``std.mean``) as its block's ``type:``.
+
+    A saved config then never depends on a short name staying unique: a
+    plugin installed later that also registers ``mean`` cannot make it
+    ambiguous. Blocks whose ``type`` differs from the lock's are left alone.
+    """
+    for comp in lock:
+        if not isinstance(comp, dict) or not isinstance(comp.get("path"), str) or not isinstance(comp.get("name"), str):
+            continue
+        node: Any = config
+        try:
+            for part in comp["path"].split("."):
+                node = node[int(part)] if isinstance(node, list) else node[part]
+        except (KeyError, IndexError, ValueError, TypeError):
+            continue
+        if isinstance(node, dict) and node.get("type") in (comp.get("type"), comp["name"]):
+            node["type"] = comp["name"]
 
 
 def _bundle_files(model: Any, out: Path, config: dict[str, Any]) -> dict[str, str]:
@@ -278,17 +336,36 @@ def _recorded_checksums(directory: Path, manifest: dict[str, Any]) -> dict[str, 
             stacklevel=4,
         )
         files = {WEIGHTS_FILE: manifest["weights_sha256"]}
-    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
         raise ArtifactError(f"{MANIFEST_FILE} in {str(directory)!r} has no valid 'files' checksums")
-    if manifest.get("format", 1) >= 2:
+    fmt = manifest.get("format", 1)
+    if not isinstance(fmt, int) or isinstance(fmt, bool):
+        raise ArtifactError(f"{MANIFEST_FILE} in {str(directory)!r}: 'format' must be a number, found {fmt!r}")
+    if fmt > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{str(directory)!r} was saved in format {fmt} by a newer repmix; this one reads up to {FORMAT_VERSION}",
+            hint="upgrade repmix",
+        )
+    if fmt >= 2:
         for name in (CONFIG_FILE, WEIGHTS_FILE, LOCK_FILE):
             if name not in files:
                 raise ArtifactError(f"{MANIFEST_FILE} in {str(directory)!r} records no checksum for {name}")
     return files
 
 
-def verify_model_dir(directory: Path) -> dict[str, Any]:
-    """Refuse pickles, missing or modified files and missing or incompatible plugins. Returns the lock."""
+def allow_mismatch_default() -> bool:
+    """True when ``REPMIX_ALLOW_PLUGIN_MISMATCH`` is set to a true value."""
+    return os.environ.get(ENV_ALLOW_MISMATCH, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def verify_model_dir(directory: Path, *, allow_mismatch: bool | None = None) -> dict[str, Any]:
+    """Refuse pickles, missing or modified files and missing or incompatible plugins. Returns the lock.
+
+    A missing ``plugins.lock`` or a locked plugin version other than the
+    installed one is refused unless ``allow_mismatch`` (default: the
+    ``REPMIX_ALLOW_PLUGIN_MISMATCH`` environment variable), which warns instead.
+    """
+    allow = allow_mismatch_default() if allow_mismatch is None else allow_mismatch
     pickles = sorted(
         p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES
     )
@@ -318,19 +395,44 @@ def verify_model_dir(directory: Path) -> dict[str, Any]:
     if (directory / LOCK_FILE).is_file():
         try:
             lock = json.loads((directory / LOCK_FILE).read_text(encoding="utf-8"))
-        except ValueError:
+        except (ValueError, UnicodeDecodeError):
             raise ArtifactError(f"{LOCK_FILE} in {str(directory)!r} is not valid JSON") from None
-    check_lock(lock)
+        _check_lock_shape(lock, directory)
+    elif allow:
+        warnings.warn(f"{str(directory)!r} has no {LOCK_FILE}: its plugins are not checked", stacklevel=3)
+    else:
+        raise ArtifactError(
+            f"saved model {str(directory)!r} has no {LOCK_FILE}: which plugins built it is unknown",
+            hint=f"save it again, or load it anyway with --allow-plugin-mismatch ({ENV_ALLOW_MISMATCH}=1)",
+        )
+    check_lock(lock, allow_mismatch=allow)
     return lock
 
 
-def check_lock(lock: dict[str, Any]) -> None:
-    """Every locked plugin must be installed and compatible; version drift only warns."""
+def _check_lock_shape(lock: Any, directory: Path) -> None:
+    """A lock is a JSON object whose ``components`` is a list of objects with string fields."""
+    bad = f"{LOCK_FILE} in {str(directory)!r} is malformed"
+    if not isinstance(lock, dict):
+        raise ArtifactError(f"{bad}: expected a JSON object, found {type(lock).__name__}")
+    comps = lock.get("components", [])
+    if not isinstance(comps, list) or not all(
+        isinstance(c, dict) and all(isinstance(v, str) for v in c.values()) for c in comps
+    ):
+        raise ArtifactError(f"{bad}: 'components' must be a list of objects with string values")
+
+
+def check_lock(lock: dict[str, Any], *, allow_mismatch: bool = False) -> None:
+    """Every locked plugin must be installed, compatible and at the locked version.
+
+    A version other than the locked one is refused (the weights may not fit
+    what the new version builds) unless ``allow_mismatch``, which warns.
+    """
     from repmix.registry.discovery import OK
     from repmix.registry.registry import get_registry
 
     registry = get_registry()
     seen: set[str] = set()
+    mismatched: list[str] = []
     for comp in lock.get("components", []):
         dist = comp.get("distribution", "")
         if dist in seen or dist.startswith("<"):
@@ -346,13 +448,25 @@ def check_lock(lock: dict[str, Any]) -> None:
         if info.status != OK:
             raise PluginError(f"this saved model needs {dist}, which is {info.status}: {info.reason}")
         if comp.get("version") and info.version != comp["version"]:
-            warnings.warn(
-                f"saved with {dist} {comp['version']}, loading with {info.version}", stacklevel=3
-            )
+            mismatched.append(f"{dist} {comp['version']} (installed: {info.version})")
+    if mismatched and allow_mismatch:
+        warnings.warn(f"saved with {', '.join(mismatched)}; loading anyway", stacklevel=3)
+    elif mismatched:
+        raise PluginError(
+            f"this saved model was built with {', '.join(mismatched)}",
+            hint="install the locked versions (pip install 'DIST==VERSION'), or load it anyway with "
+            f"--allow-plugin-mismatch ({ENV_ALLOW_MISMATCH}=1)",
+        )
 
 
-def load_model(path: str | Path, device: str = "cpu") -> Any:
-    """Load a saved model (or a run directory's ``model/``) without unpickling anything."""
+def load_model(path: str | Path, device: str = "cpu", *, allow_mismatch: bool | None = None) -> Any:
+    """Load a saved model (or a run directory's ``model/``) without unpickling anything.
+
+    Component names are resolved through ``plugins.lock`` (qualified), so a
+    plugin installed later that registers the same short name changes nothing.
+    ``allow_mismatch`` accepts plugin versions other than the locked ones (see
+    :func:`verify_model_dir`).
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_model as st_load_model
 
@@ -360,7 +474,7 @@ def load_model(path: str | Path, device: str = "cpu") -> Any:
     from repmix.core.config import load_config, parse_yaml
 
     directory = find_model_dir(path)
-    verify_model_dir(directory)
+    lock = verify_model_dir(directory, allow_mismatch=allow_mismatch)
     raw, _ = parse_yaml((directory / CONFIG_FILE).read_text(encoding="utf-8"), str(directory / CONFIG_FILE))
     if isinstance(raw, dict) and "extends" in raw:
         raise ArtifactError(
@@ -368,6 +482,7 @@ def load_model(path: str | Path, device: str = "cpu") -> Any:
             hint="save the model again with repmix build or Model.save",
         )
     cfg = load_config(directory / CONFIG_FILE)
+    qualify_types(cfg.data, list(lock.get("components", [])))
     bundled = read_manifest(directory).get("bundled") or {}
     if not isinstance(bundled, dict):
         raise ArtifactError(f"{MANIFEST_FILE} in {str(directory)!r}: 'bundled' must be a mapping")
@@ -384,6 +499,13 @@ def load_model(path: str | Path, device: str = "cpu") -> Any:
         missing, unexpected = st_load_model(model, str(directory / WEIGHTS_FILE), strict=False, device=device)
     except (SafetensorError, OSError, ValueError) as exc:
         raise ArtifactError(f"cannot read {WEIGHTS_FILE} in {str(directory)!r}: {exc}") from None
+    except RuntimeError as exc:  # load_state_dict: size mismatch
+        first = str(exc).strip().splitlines()
+        detail = next((ln.strip() for ln in first if "size mismatch" in ln), first[0] if first else "")
+        raise ArtifactError(
+            f"weights in {str(directory)!r} do not fit the model built from its {CONFIG_FILE}: {detail}",
+            hint="the config and the weights were saved from different models",
+        ) from None
     if missing or unexpected:
         detail = []
         if missing:

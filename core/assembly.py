@@ -9,6 +9,8 @@ injecting runtime values (input dimensions, the tokenizer) into components.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +70,8 @@ class TowerPlan:
     num_layers: int | None
     shared_with: str | None = None
     signature: EncoderSignature | None = None
+    #: the ``corruption:`` block (training-only corruption of the tokenized batch), if any
+    corruptor: PlannedComponent | None = None
 
 
 @dataclass
@@ -107,6 +111,7 @@ class ModelPlan:
         for t in self.towers.values():
             add(t.tokenizer)
             add(t.encoder)
+            add(t.corruptor)
             for p in t.poolers.values():
                 add(p)
         for a in self.alignments.values():
@@ -163,6 +168,8 @@ def plan_component(
             lr = float(lr)
         except (TypeError, ValueError):
             raise cfg.error("'lr' must be a number", path + ("lr",), found=lr) from None
+        if not math.isfinite(lr) or lr <= 0:
+            raise cfg.error("'lr' must be a finite number above 0", path + ("lr",), found=lr)
     planned = PlannedComponent(kind, type_name, entry, cls, config, path, trainable, lr)
     for fname, (nkind, nblock) in cls.nested_components(config).items():
         planned.nested[fname] = plan_component(cfg, registry, nkind, nblock, path + (fname,))
@@ -192,6 +199,19 @@ def alignment_view(towers: dict[str, TowerPlan], plan: AlignmentPlan) -> Alignme
     )
 
 
+def tower_views(towers: dict[str, TowerPlan]) -> dict[str, Any]:
+    """Static views of every planned tower, which :meth:`Loss.check_towers` receives."""
+    from repmix.core.dataflow import TowerView
+
+    views = {}
+    for name, tp in towers.items():
+        owner = towers[tp.shared_with] if tp.shared_with is not None else tp
+        assert tp.signature is not None, "every planned tower has an encoder signature"
+        corr = owner.corruptor.type_name if owner.corruptor is not None else None
+        views[name] = TowerView(name, dict(tp.granularities), tp.signature, corr)
+    return views
+
+
 def plan_model(cfg: LocatedConfig, registry: Registry | None = None) -> ModelPlan:
     """Validate a config and resolve every component, without instantiating anything."""
     from repmix.core.dataflow import GranularitySpec
@@ -202,6 +222,13 @@ def plan_model(cfg: LocatedConfig, registry: Registry | None = None) -> ModelPla
     towers_raw = model["towers"]
     if not isinstance(towers_raw, dict) or not towers_raw:
         raise cfg.error("model.towers must map tower names to towers (at least one)", ("model", "towers"))
+    for tname in towers_raw:
+        if not isinstance(tname, str) or not tname or "." in tname:
+            raise cfg.error(
+                "a tower name must be a non-empty string without dots: 'between:' reads tower.granularity",
+                ("model", "towers", tname), found=tname,
+                hint="for example: query, text_encoder",
+            )
 
     towers: dict[str, TowerPlan] = {}
     shared: dict[str, str] = {}
@@ -223,6 +250,16 @@ def plan_model(cfg: LocatedConfig, registry: Registry | None = None) -> ModelPla
         enc = plan_component(cfg, registry, "encoder", tdata["encoder"], tpath + ("encoder",))
         sig = _static(cfg, tpath + ("encoder",), enc.cls.signature, enc.config)
         grans: dict[str, GranularitySpec] = dict(sig.granularities)
+        corruptor = None
+        if tdata.get("corruption") is not None:
+            cpath = tpath + ("corruption",)
+            corruptor = plan_component(cfg, registry, "corruptor", tdata["corruption"], cpath)
+            for gname, gspec in _static(cfg, cpath, corruptor.cls.signature, corruptor.config, sig).items():
+                if gname in grans:
+                    raise cfg.error(
+                        f"the corruption's target granularity {gname!r} already exists in tower {tname!r}", cpath
+                    )
+                grans[gname] = gspec
         poolers: dict[str, PlannedComponent] = {}
         praw = tdata.get("poolers") or {}
         if not isinstance(praw, dict):
@@ -238,7 +275,8 @@ def plan_model(cfg: LocatedConfig, registry: Registry | None = None) -> ModelPla
             current = type(sig)(grans, sig.num_layers, sig.layers_of)
             grans[gname] = _static(cfg, ppath, pc.cls.signature, pc.config, current)
             poolers[gname] = pc
-        towers[tname] = TowerPlan(tname, tok, enc, poolers, grans, sig.num_layers, signature=sig)
+        towers[tname] = TowerPlan(tname, tok, enc, poolers, grans, sig.num_layers, signature=sig,
+                                  corruptor=corruptor)
     for tname, owner in shared.items():
         tpath = ("model", "towers", tname, "shared_with")
         if owner not in towers:
@@ -281,6 +319,8 @@ def plan_model(cfg: LocatedConfig, registry: Registry | None = None) -> ModelPla
         lpath: PathKey = ("model", "losses", i)
         lc = plan_component(cfg, registry, "loss", lblock, lpath, LOSS_KEYS)
         on = lblock.get("on")
+        if on is None and lc.cls.num_alignments == 0:
+            on = []
         if on is None:
             if len(alignments) != 1:
                 raise cfg.error(
@@ -297,9 +337,10 @@ def plan_model(cfg: LocatedConfig, registry: Registry | None = None) -> ModelPla
         _static(cfg, lpath, lc.cls.signature, lc.config, on_list)
         views = {o: alignment_view(towers, alignments[o]) for o in on_list}
         _static(cfg, lpath, lc.cls.check_alignments, lc.config, views)
+        _static(cfg, lpath, lc.cls.check_towers, lc.config, tower_views(towers))
         weight = lblock.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise cfg.error("'weight' must be a number", lpath + ("weight",), found=weight)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise cfg.error("'weight' must be a finite number", lpath + ("weight",), found=weight)
         losses.append(LossPlan(lc, on_list, float(weight)))
     return ModelPlan(cfg, towers, alignments, losses)
 
@@ -411,7 +452,12 @@ def build_model(plan: ModelPlan, *, load_pretrained: bool = True, seed: int | No
                 plan, pc, Runtime(input=grans.get(source), encoder=sig, tokenizer=tok), built
             )
             grans[gname] = tp.granularities[gname]
-        towers[tname] = Tower(tok, enc, poolers)
+        corruptor = None
+        if tp.corruptor is not None:
+            corruptor = _instantiate(
+                plan, tp.corruptor, Runtime(encoder=sig, tokenizer=tok, extras={"encoder": enc}), built
+            )
+        towers[tname] = Tower(tok, enc, poolers, corruptor)
         alias[tname] = tname
     for tname, tp in plan.towers.items():
         if tp.shared_with is not None:

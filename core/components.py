@@ -21,9 +21,10 @@ from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+import torch
 from torch import Tensor, nn
 
 from repmix.core.errors import PipelineError
@@ -35,6 +36,7 @@ from repmix.core.dataflow import (
     Granularity,
     GranularitySpec,
     LossOutput,
+    TowerView,
 )
 
 if TYPE_CHECKING:
@@ -62,6 +64,11 @@ class Runtime:
         nested: built nested components by config field name (see
             :meth:`Component.nested_components`), e.g. the base loss of a loss modifier.
         path: dotted YAML path of this component, for error messages.
+        tokenizers: each tower's tokenizer by tower name, for datasets that tokenize
+            (e.g. ``text-corpus`` packing documents into fixed-length token blocks); the
+            engine fills it for the data blocks it trains and evaluates on.
+        extras: anything else a builder passes (``extras["encoder"]``: the tower's built
+            encoder, for a corruptor that ties weights to it).
     """
 
     input: GranularitySpec | None = None
@@ -72,6 +79,7 @@ class Runtime:
     nested: dict[str, Component] = field(default_factory=dict)
     path: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
+    tokenizers: dict[str, Any] = field(default_factory=dict)
 
 
 class Component(metaclass=ABCMeta):
@@ -151,8 +159,8 @@ class Encoder(Component, nn.Module):
 class PoolerConfig(ComponentConfig):
     """Options shared by poolers: the granularity read and optional L2 normalisation."""
 
-    source: str = "token"
-    normalize: bool = False
+    source: str = Field("token", description="the granularity this pooler reads (token, or any produced before it)")
+    normalize: bool = Field(False, description="L2-normalise the pooled vectors")
 
 
 class Pooler(Component, nn.Module):
@@ -273,7 +281,9 @@ class Loss(Component, nn.Module):
     """Alignments and/or granularities -> scalar + named logs."""
 
     kind = "loss"
-    #: Number of alignments the loss reads through ``on:`` (``None`` = any number ≥ 1).
+    #: Number of alignments the loss reads through ``on:`` (``None`` = any number ≥ 1; ``0`` = none:
+    #: the loss reads tower granularities from ``LossInputs.outputs``, e.g. LM logits and targets,
+    #: and checks them in :meth:`check_towers`).
     num_alignments: ClassVar[int | None] = 1
     #: True when the loss needs per-example targets (e.g. gold scores).
     needs_targets: ClassVar[bool] = False
@@ -305,6 +315,16 @@ class Loss(Component, nn.Module):
         model before any compute, e.g. truncation widths against the embedding
         width. An error is reported at the loss's YAML path (``model.losses.<i>``).
         Default: no check.
+        """
+
+    @classmethod
+    def check_towers(cls, config: ComponentConfig, towers: Mapping[str, TowerView]) -> None:
+        """Raise :class:`PipelineError` when the towers cannot feed this loss under ``config``.
+
+        Called by the planner after :meth:`check_alignments` with a :class:`TowerView` of every
+        tower (its granularities, including a corruptor's training targets, its encoder
+        signature with ``causal``), for losses that read granularities directly
+        (``num_alignments = 0``: masked/causal LM losses). Default: no check.
         """
 
     @abstractmethod
@@ -373,6 +393,86 @@ class Evaluator(Component):
         """Return named metrics (flat ``name -> value``)."""
 
 
+class Corruptor(Component, nn.Module):
+    """A training batch -> the corrupted batch the encoder reads, plus target granularities.
+
+    Declared per tower as ``corruption:`` next to the tokenizer; applied in the training
+    forward only (:meth:`AssembledModel.encode_for_losses`), after tokenization and before
+    the encoder, so ``encode`` and retrieval never see it. Masked-LM masking (BERT
+    80/10/10, whole-word, span / n-gram, entity masking) and ELECTRA's replaced-token
+    sampling are corruptors. The targets it returns (e.g. ``targets``: the original ids at
+    the corrupted positions, an ids granularity) join the tower's :class:`Encoded`, so a
+    loss reads them like any granularity; :meth:`signature` declares them for ``repmix check``.
+
+    An ``nn.Module`` so that a corruptor may hold weights (ELECTRA's generator); built after
+    the tower's tokenizer and encoder (``runtime.tokenizer``, ``runtime.encoder`` = the
+    encoder's signature, ``runtime.extras["encoder"]`` = the encoder itself). Randomness comes
+    from ``generator`` when given, else torch's global RNG (seeded by the engine and restored
+    on resume), so corruption is reproducible.
+    """
+
+    kind = "corruptor"
+
+    def __init__(self, config: ComponentConfig, runtime: Runtime) -> None:
+        nn.Module.__init__(self)
+        self.config = config
+        self.tokenizer = runtime.tokenizer
+
+    @classmethod
+    def signature(cls, config: ComponentConfig, encoder: EncoderSignature) -> dict[str, GranularitySpec]:
+        """Granularities this corruptor adds to the tower in training; :class:`PipelineError` if it cannot work."""
+        return {"targets": GranularitySpec("sequence", None, values="ids")}
+
+    @abstractmethod
+    def forward(self, batch: Any, generator: torch.Generator | None = None) -> tuple[Any, dict[str, Granularity]]:
+        """Return ``(corrupted batch, target granularities)``; never modify ``batch`` in place."""
+
+
+@runtime_checkable
+class CausalLM(Protocol):
+    """What a causal (left-to-right) encoder offers for scoring and generation.
+
+    ``next_logprobs(ids, cache)`` takes token ids ``[B, T]`` that follow the prefix held in
+    ``cache`` (``None`` = no prefix) and returns ``(logprobs, cache)``: log-probabilities
+    ``[B, T, V]`` (float32) of the token after each given position, and the cache extended
+    with them (a KV cache; opaque to callers). ``attention_mask`` ``[B, T_prefix + T]``
+    (True = real) allows left-padded batches. ``context_length`` is the most positions the
+    model attends to (``None`` = unbounded). Decoding strategies (:class:`DecodingStrategy`)
+    and LM evaluators use only this, so they work with any encoder that implements it.
+    """
+
+    context_length: int | None
+
+    def next_logprobs(
+        self, ids: Tensor, cache: Any = None, attention_mask: Tensor | None = None
+    ) -> tuple[Tensor, Any]: ...
+
+
+class DecodingStrategy(Component):
+    """Turns a :class:`CausalLM` and a prompt into generated token ids (greedy, top-p, speculative, ...).
+
+    Declared as the top-level ``generate:`` block (checked by ``repmix check``) or chosen with
+    ``repmix generate RUN --strategy NAME``. Not an ``nn.Module``.
+    """
+
+    kind = "decoding"
+
+    def __init__(self, config: ComponentConfig, runtime: Runtime) -> None:
+        self.config = config
+
+    @abstractmethod
+    def generate(
+        self,
+        lm: CausalLM,
+        prompt: Sequence[int],
+        *,
+        max_new_tokens: int,
+        stop_ids: Sequence[int] = (),
+        generator: torch.Generator | None = None,
+    ) -> list[int]:
+        """The generated ids after ``prompt`` (at most ``max_new_tokens``; a stop id ends and is kept)."""
+
+
 KIND_BASES: dict[str, type[Component]] = {
     "tokenizer": Tokenizer,
     "encoder": Encoder,
@@ -381,5 +481,7 @@ KIND_BASES: dict[str, type[Component]] = {
     "loss": Loss,
     "dataset": Dataset,
     "evaluator": Evaluator,
+    "corruptor": Corruptor,
+    "decoding": DecodingStrategy,
 }
 

@@ -26,6 +26,8 @@ class Granularity:
 
     @property
     def shape_kind(self) -> Shape:
+        if self.hidden.dim() == 2 and self.mask is not None and not self.hidden.is_floating_point():
+            return "sequence"  # ids: [B, N] integers with a mask
         return "pooled" if self.hidden.dim() == 2 else "sequence"
 
     @property
@@ -87,12 +89,23 @@ class LossOutput:
     logs: dict[str, float] = field(default_factory=dict)
 
 
+#: ``hidden``: float vectors (the default). ``ids``: integer ids, ``hidden`` is [B, N] (long) and
+#: ``mask`` marks the positions that carry one (token ids, masked-LM targets).
+Values = Literal["hidden", "ids"]
+
+
 @dataclass(frozen=True)
 class GranularitySpec:
-    """Static description of a granularity, known before any compute."""
+    """Static description of a granularity, known before any compute.
+
+    ``values="ids"`` declares a granularity of integer ids (``hidden`` [B, N] long with a
+    [B, N] mask), such as the token ids an LM encoder read or the targets a corruptor
+    emits; ``dim`` is then the number of distinct ids (the vocabulary size) when known.
+    """
 
     shape: Shape
     dim: int | None = None
+    values: Values = "hidden"
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,24 @@ class EncoderSignature:
     granularities: dict[str, GranularitySpec]
     num_layers: int | None = None
     layers_of: str = "token"
+    #: True for a causal (left-to-right) model, False for a bidirectional one, None when unknown.
+    causal: bool | None = None
+
+
+@dataclass(frozen=True)
+class TowerView:
+    """Static view of one tower, known before any compute: what a tower-reading loss checks.
+
+    Given to :meth:`repmix.core.components.Loss.check_towers` by the planner.
+    ``granularities`` holds the encoder's, the poolers' and the corruptor's
+    (training targets, ``values="ids"``) granularities; ``corruptor`` is the
+    type name of the tower's ``corruption:`` block, or ``None``.
+    """
+
+    name: str
+    granularities: dict[str, GranularitySpec]
+    encoder: EncoderSignature
+    corruptor: str | None = None
 
 
 @dataclass(frozen=True)

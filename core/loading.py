@@ -13,6 +13,8 @@ def load(
     source: str | Path,
     overrides: Sequence[str] | None = None,
     device: str = "cpu",
+    *,
+    allow_mismatch: bool | None = None,
 ) -> Model:
     """A ready-to-use model (in eval mode) from ``source``.
 
@@ -20,7 +22,8 @@ def load(
     loaded where its components have them; ``overrides`` are dotted
     ``key=value`` changes), a saved-model directory (``repmix build``,
     :meth:`Model.save`) or a run directory (its final ``model/``). Saved models
-    are verified (checksums, plugin lock) and never unpickled.
+    are verified (checksums, plugin lock) and never unpickled; ``allow_mismatch``
+    loads one whose plugin versions differ from its lock (or that has no lock).
     """
     path = Path(source)
     if path.is_dir():
@@ -31,7 +34,7 @@ def load(
             )
         from repmix.core.artifacts import load_model
 
-        return load_model(path, device=device)
+        return load_model(path, device=device, allow_mismatch=allow_mismatch)
     from repmix.core.assembly import build_model, plan_model
     from repmix.core.config import load_config
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from repmix.core.components import Aligner, Encoder, Loss, LossInputs, Pooler, Tokenizer
+from repmix.core.components import Aligner, Corruptor, Encoder, Loss, LossInputs, Pooler, Tokenizer
 from repmix.core.errors import InputError
 from repmix.core.dataflow import Alignment, Encoded
 
@@ -31,21 +31,36 @@ def to_device(batch: Any, device: torch.device) -> Any:
 
 
 class Tower(nn.Module):
-    """Tokenizer + encoder + poolers (applied in declaration order)."""
+    """Tokenizer + (training-only corruptor) + encoder + poolers (applied in declaration order)."""
 
-    def __init__(self, tokenizer: Tokenizer, encoder: Encoder, poolers: dict[str, Pooler]) -> None:
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        encoder: Encoder,
+        poolers: dict[str, Pooler],
+        corruptor: Corruptor | None = None,
+    ) -> None:
         super().__init__()
         self.tokenizer = tokenizer
         self.encoder = encoder
         self.poolers = nn.ModuleDict(poolers)
+        self.corruptor = corruptor
         self.needs_layers = any(p.needs_layers for p in poolers.values())
 
-    def forward(self, batch: Any, output_layers: bool | None = None) -> Encoded:
-        """Encode a tokenized batch and add every pooled granularity."""
+    def forward(self, batch: Any, output_layers: bool | None = None, corrupt: bool = False) -> Encoded:
+        """Encode a tokenized batch and add every pooled granularity.
+
+        With ``corrupt`` (the training forward) and a ``corruption:`` block, the batch is
+        corrupted first and the corruptor's target granularities join the output.
+        """
         want_layers = self.needs_layers if output_layers is None else output_layers
+        targets: dict[str, Any] = {}
+        if corrupt and self.corruptor is not None:
+            batch, targets = self.corruptor(batch)
         encoded = self.encoder(batch, output_layers=want_layers)
         for name, pooler in self.poolers.items():
             encoded.granularities[name] = pooler(encoded)
+        encoded.granularities.update(targets)
         return encoded
 
 
@@ -113,7 +128,9 @@ class AssembledModel(nn.Module):
             return t.device
         return torch.device("cpu")
 
-    def encode_batch(self, tower: str, items: Sequence[Any], output_layers: bool | None = None) -> Encoded:
+    def encode_batch(
+        self, tower: str, items: Sequence[Any], output_layers: bool | None = None, corrupt: bool = False
+    ) -> Encoded:
         """Tokenize one batch of ``items`` and run it through ``tower`` (with gradients if enabled).
 
         Returns every granularity with its mask; :meth:`encode` is the batched,
@@ -121,11 +138,14 @@ class AssembledModel(nn.Module):
         """
         t = self.tower(tower)
         batch = to_device(t.tokenizer(list(items)), self.device)
-        return t(batch, output_layers=output_layers)
+        return t(batch, output_layers=output_layers, corrupt=corrupt)
 
     def encode_for_losses(self, tower: str, items: Sequence[Any]) -> Encoded:
-        """:meth:`encode_batch` as the training objective needs it: with per-layer states where a loss reads them."""
-        return self.encode_batch(tower, items, output_layers=True if self._layer_towers().get(tower) else None)
+        """:meth:`encode_batch` as the training objective needs it: per-layer states where a loss reads
+        them, and the tower's ``corruption:`` applied (its targets join the output)."""
+        return self.encode_batch(
+            tower, items, output_layers=True if self._layer_towers().get(tower) else None, corrupt=True
+        )
 
     def _layer_towers(self) -> dict[str, bool]:
         """Tower name -> whether a loss with ``needs_layers`` reads an alignment on it."""
@@ -173,7 +193,7 @@ class AssembledModel(nn.Module):
                     targets=targets,
                     between={o: self.alignment_between[o] for o in on},
                     aligners={o: self.aligners[o] for o in on},
-                    towers={t: self.tower(t) for t in outputs},
+                    towers={t: self.tower(t) for t in outputs if t in self.tower_alias},
                 )
             )
             label = f"loss{i}.{type(loss).__name__}"

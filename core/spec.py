@@ -8,6 +8,7 @@ before the component sees its block.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -31,6 +32,7 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "data": "the dataset block (type: ...)",
     "train": "training settings",
     "evaluate": "evaluator block(s)",
+    "generate": "decoding-strategy block used by repmix generate (e.g. type: top-p)",
     "name": "a free-form name for the run",
     "description": "free-form text",
 }
@@ -39,6 +41,7 @@ TOWER_KEYS: dict[str, str] = {
     "encoder": "encoder block",
     "poolers": "granularity name -> pooler block",
     "shared_with": "name of another tower whose components this tower reuses",
+    "corruption": "corruptor block applied to training batches only (e.g. masked-LM masking)",
 }
 MODEL_KEYS: dict[str, str] = {
     "towers": "tower name -> tower",
@@ -56,11 +59,33 @@ def validate_pydantic(
     extra_allowed: list[str] | None = None,
     what: str = "",
 ) -> BaseModel:
-    """Validate ``values`` with ``model_cls``; turn the first error into a located :class:`ConfigError`."""
+    """Validate ``values`` with ``model_cls``; turn the first error into a located :class:`ConfigError`.
+
+    Non-finite numbers (``.inf``, ``.nan``) are refused in every block: no
+    hyper-parameter means anything at infinity, and one would only show up as
+    NaN weights after training.
+    """
+    bad = _non_finite(values, ())
+    if bad is not None:
+        where, value = bad
+        prefix = f"{what}: " if what else ""
+        raise cfg.error(f"{prefix}numbers must be finite, found {value!r}", base + where, found=value)
     try:
         return model_cls.model_validate(values)
     except ValidationError as exc:
         raise pydantic_error(exc, model_cls, values, cfg, base, extra_allowed=extra_allowed, what=what) from None
+
+
+def _non_finite(value: Any, path: PathKey) -> tuple[PathKey, float] | None:
+    """The first non-finite float inside ``value`` (mappings and lists), with its relative path."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = _non_finite(v, path + (k,))
+        if found is not None:
+            return found
+    return None
 
 
 def pydantic_error(

@@ -65,6 +65,7 @@ from repmix.engine.compare import (
     union_metrics,
 )
 from repmix.core.errors import ConfigError, InputError, RepmixError
+from repmix.engine.runs import locked_dir
 
 #: Keys of a grid file.
 GRID_FILE_KEYS: dict[str, str] = {
@@ -165,16 +166,11 @@ def load_grid(path: str | Path) -> AblationSpec:
     """Parse and check a grid file: structure, value lists, zip lengths, seeds, labels."""
     from repmix.core.spec import check_keys
 
+    from repmix.core.config import read_config_text
+
     p = Path(path)
     shown = str(path)
-    if not p.exists():
-        raise InputError(f"grid file {shown!r} does not exist")
-    if p.is_dir():
-        raise InputError(f"{shown!r} is a directory, not a grid file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read grid file {shown!r}: {exc}") from None
+    text = read_config_text(p, what="grid")
     data, lines = parse_yaml(text, shown)
     if data is None:
         raise ConfigError("grid file is empty: expected base:, grid: and seeds:", file=shown, line=1)
@@ -909,6 +905,14 @@ def run_ablation(
         raise InputError(f"--jobs must be at least 1, got {jobs}")
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output {str(out_dir)!r} is a file, not a directory")
+    with locked_dir(out_dir, what="ablation output directory"):  # re-entrant: the CLI holds it already
+        return _run_ablation(ablation, out_dir, jobs=jobs, echo=echo)
+
+
+def _run_ablation(
+    ablation: Ablation, out_dir: Path, *, jobs: int, echo: Callable[[str], None]
+) -> list[Outcome]:
+    """:func:`run_ablation` once the output directory is locked (each variant's ``repmix train`` locks its own)."""
     check_previous(ablation, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_plan(ablation, out_dir)

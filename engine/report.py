@@ -11,7 +11,7 @@ import repmix
 from repmix.core.artifacts import atomic_write_bytes, atomic_write_text
 from repmix.core.config import LocatedConfig
 from repmix.engine.settings import EvaluationSpec, TrainConfig
-from repmix.engine.evaluation import describe_specs, metrics_table
+from repmix.engine.evaluation import describe_specs, metrics_table, skipped_markdown
 from repmix.engine.optim import GroupInfo
 from repmix.engine.runs import LOSS_PLOT
 
@@ -22,25 +22,40 @@ def plot_loss(records: list[dict[str, Any]], path: Path) -> bool:
     Uses matplotlib's object API with the Agg canvas, so no GUI backend and no
     global ``pyplot`` state is touched.
     """
-    steps = [r["step"] for r in records if r.get("type") == "train" and "loss" in r]
-    losses = [r["loss"] for r in records if r.get("type") == "train" and "loss" in r]
+    train = [r for r in records if r.get("type") == "train" and "loss" in r]
+    steps = [r["step"] for r in train]
+    losses = [r["loss"] for r in train]
     if not steps:
         return False
+    standard = {"type", "step", "epoch", "loss", "lr", "items_per_s", "elapsed"}
+    terms = sorted({k for r in train for k, v in r.items() if k not in standard and isinstance(v, (int, float))})
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 4), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    ax.plot(steps, losses, color="tab:blue", linewidth=1.2, label="training loss (logged steps)")
+    ax.plot(steps, losses, color="tab:blue", linewidth=1.6, label="total loss (logged steps)")
+    for term in terms[:8]:  # each loss term and logged value of the objective
+        pts = [(r["step"], r[term]) for r in train if isinstance(r.get(term), (int, float))]
+        ax.plot(*zip(*pts), linewidth=0.9, alpha=0.8, label=term)
     epochs = [(r["step"], r["loss"]) for r in records if r.get("type") == "epoch" and "loss" in r]
     if epochs:
         ax.plot(*zip(*epochs), "o", color="tab:orange", label="epoch mean")
+    evals = [r for r in records if r.get("type") == "eval" and isinstance(r.get("metrics"), dict) and r["metrics"]]
+    if evals:
+        name = next(iter(evals[-1]["metrics"]))
+        pts = [(r["step"], r["metrics"][name]) for r in evals if isinstance(r["metrics"].get(name), (int, float))]
+        if pts:
+            ax2 = ax.twinx()
+            ax2.plot(*zip(*pts), "s--", color="tab:green", label=f"evaluation: {name}")
+            ax2.set_ylabel(name)
+            ax2.legend(loc="lower right", fontsize=8)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
-    ax.set_title("training loss")
+    ax.set_title("training loss" + (" and its terms" if terms else ""))
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -52,10 +67,11 @@ def _components_table(model: Any) -> str:
     rows = ["| component | type | plugin | trainable | lr | parameters |", "| --- | --- | --- | --- | --- | ---: |"]
     for where, (instance, pc) in getattr(model, "components", {}).items():
         params = sum(p.numel() for p in instance.parameters()) if hasattr(instance, "parameters") else 0
+        trainable = ("yes" if pc.trainable else "no (frozen)") if params else "— (no parameters)"
+        lr = ("train.lr" if pc.lr is None else f"{pc.lr:g}") if params else "—"
         rows.append(
             f"| `{where}` | `{pc.entry.qualified_name}` | {pc.entry.plugin.distribution} {pc.entry.plugin.version} "
-            f"| {'yes' if pc.trainable else 'no (frozen)'} | {'train.lr' if pc.lr is None else f'{pc.lr:g}'} "
-            f"| {params:,} |"
+            f"| {trainable} | {lr} | {params:,} |"
         )
     return "\n".join(rows) + "\n"
 
@@ -73,6 +89,36 @@ def _train_table(train: TrainConfig, given: dict[str, Any]) -> str:
         mark = "" if name in given else " (default)"
         rows.append(f"| `{name}` | {value}{mark} |")
     return "\n".join(rows) + "\n"
+
+
+def chance_levels(metrics: dict[str, float], sizes: dict[str, int]) -> str:
+    """A sentence giving chance levels of ranking metrics (hits@K, mrr, mean_rank) for N candidates.
+
+    ``sizes`` maps an evaluate block's name ("" when there is one block) to
+    the number of examples it evaluated; the candidates are assumed to be
+    those examples, as for in-split retrieval.
+    """
+    import re
+
+    out = []
+    for name in metrics:
+        head, _, metric = name.rpartition("/")
+        block = head.split("/", 1)[0] if head else ""
+        n = sizes.get(block, sizes.get("", 0))
+        if n < 2:
+            continue
+        hits = re.fullmatch(r"hits@(\d+)", metric)
+        if hits:
+            out.append(f"`{name}` {min(1.0, int(hits.group(1)) / n):.4f}")
+        elif metric == "mrr":
+            out.append(f"`{name}` {sum(1 / k for k in range(1, n + 1)) / n:.4f}")
+        elif metric in ("mean_rank", "median_rank"):
+            out.append(f"`{name}` {(n + 1) / 2:.1f}")
+    if not out:
+        return ""
+    shown = ", ".join(f"{k or 'evaluation'}: {v}" for k, v in sizes.items())
+    return ("Chance level, for a random ranking when every evaluated example is a candidate "
+            f"({shown} examples): " + ", ".join(out) + ".")
 
 
 def hook_sections(run_dir: Path, metrics: dict[str, float]) -> list[tuple[str, str]]:
@@ -99,6 +145,8 @@ def write_report(
     records: list[dict[str, Any]],
     summary: dict[str, Any],
     has_plot: bool,
+    skipped: dict[str, dict[str, Any]] | None = None,
+    sizes: dict[str, int] | None = None,
 ) -> None:
     """Write ``report.md``: run summary, config summary, loss curve, final metrics, plugin sections."""
     name = cfg.data.get("name") or (Path(cfg.source).stem if cfg.source else run_dir.name)
@@ -142,7 +190,21 @@ def write_report(
         lines.append("")
     if has_plot:
         lines += [f"![training loss]({LOSS_PLOT})", ""]
-    lines += ["## Final metrics", "", metrics_table(metrics).rstrip(), ""]
+    lines += ["## Final metrics", ""]
+    if len(specs) > 1:
+        names = ", ".join(f"`{s.name}/`" for s in specs)
+        lines += [
+            f"Several evaluate blocks are declared, so each metric is prefixed with its block's name ({names}): "
+            "the name given with `name:` in that block, or its evaluator type. Each block evaluates its own "
+            "data and candidates (see Data above).",
+            "",
+        ]
+    lines += [metrics_table(metrics).rstrip(), ""]
+    chance = chance_levels(metrics, sizes or {})
+    if chance:
+        lines += [chance, ""]
+    if skipped:
+        lines += ["## Skipped rows", "", skipped_markdown(skipped).rstrip(), ""]
     for title, body in hook_sections(run_dir, metrics):
         lines += [f"## {title}", "", body.rstrip(), ""]
     atomic_write_text(run_dir / "report.md", "\n".join(lines).rstrip() + "\n")

@@ -13,6 +13,8 @@ Layout of a run directory::
     metrics.json          final evaluation metrics ({} without an evaluate block), written last
     evaluation.md         written by ``repmix evaluate RUN_DIR``
     evaluations/<time>/   ``repmix evaluate`` results with other data or overrides
+    .repmix.lock          held (flock) by the one process writing the directory;
+    .repmix.lock.json     that process's pid, command and start time
 
 A run is *finished* when both ``model/repmix.json`` and ``metrics.json``
 exist; every file is written atomically, so a run killed at any point never
@@ -22,6 +24,12 @@ looks finished.
 from __future__ import annotations
 
 import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +47,12 @@ LOSS_PLOT = "plots/loss.png"
 EVALUATION_REPORT = "evaluation.md"
 EVALUATIONS_DIR = "evaluations"
 RUN_FORMAT = 1
+#: The exclusive lock of a run or output directory, and who holds it.
+DIR_LOCK = ".repmix.lock"
+DIR_LOCK_HOLDER = ".repmix.lock.json"
+
+#: Directories this process holds, with how many nested holds (a lock is re-entrant per process).
+_HELD: dict[Path, list[Any]] = {}
 
 #: Everything a run writes at its top level (what ``--force`` clears before starting over).
 RUN_ENTRIES = (
@@ -54,6 +68,73 @@ RUN_ENTRIES = (
     EVALUATION_REPORT,
     EVALUATIONS_DIR,
 )
+
+
+def lock_holder(directory: str | Path) -> dict[str, Any]:
+    """What the holder of ``directory``'s lock recorded (pid, command, started, host); ``{}`` if unknown."""
+    try:
+        data = json.loads((Path(directory) / DIR_LOCK_HOLDER).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@contextmanager
+def locked_dir(directory: str | Path, *, what: str = "run directory") -> Iterator[Path]:
+    """Hold the exclusive lock of ``directory`` (created if needed) for the block.
+
+    The lock is an OS file lock (``filelock``: ``flock`` on POSIX) on
+    ``.repmix.lock``: the kernel releases it when its process ends, however it
+    ends, so the lock of a process that died is taken over at once and safely
+    (no guessing from pids, which are reused). The holder's pid, command and
+    start time are written to ``.repmix.lock.json`` for the message another
+    process gets. Re-entrant within one process.
+    """
+    from filelock import FileLock, Timeout
+
+    from repmix.core.artifacts import atomic_write_text
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    key = d.resolve()
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield d
+        finally:
+            _HELD[key][1] -= 1
+        return
+    lock = FileLock(str(d / DIR_LOCK), timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        holder = lock_holder(d)
+        who = f"pid {holder['pid']}" if "pid" in holder else "another process"
+        detail = [str(holder[k]) for k in ("command", "host") if holder.get(k)]
+        if holder.get("started"):
+            detail.append(f"since {holder['started']}")
+        raise ArtifactError(
+            f"{what} {str(d)!r} is in use by {who}" + (f" ({', '.join(detail)})" if detail else ""),
+            hint="wait for that process to finish, or use another output directory; "
+            "the lock of a process that has ended is released by the system",
+        ) from None
+    _HELD[key] = [lock, 1]
+    try:
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": " ".join(["repmix", *sys.argv[1:]])[:300],
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        atomic_write_text(d / DIR_LOCK_HOLDER, json.dumps(info) + "\n")
+        yield d
+    finally:
+        del _HELD[key]
+        try:
+            (d / DIR_LOCK_HOLDER).unlink(missing_ok=True)  # before releasing: never remove a successor's record
+        except OSError:
+            pass
+        lock.release()
 
 
 def is_finished(run_dir: str | Path) -> bool:

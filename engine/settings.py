@@ -30,14 +30,19 @@ EVALUATE_KEYS: dict[str, str] = {
 
 
 class TrainConfig(BaseModel):
-    """The ``train:`` block. Every key is optional; unknown keys are errors."""
+    """The ``train:`` block. Every key is optional; unknown keys are errors.
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    Types are strict (``batch_size: true`` or ``1e38`` is an error, not 1)
+    and numbers must be finite (``lr: .inf`` is refused by ``repmix check``).
+    """
 
-    epochs: int = Field(1, ge=1, description="passes over the training split")
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), strict=True, allow_inf_nan=False)
+
+    epochs: int = Field(1, ge=1, le=1_000_000, description="passes over the training split")
     batch_size: int = Field(
         32,
         ge=1,
+        le=10_000_000,
         description="examples per forward pass, summed over all processes under torchrun (the global batch)",
     )
     lr: float = Field(2e-5, gt=0, description="AdamW learning rate of every component without its own 'lr:'")
@@ -66,7 +71,19 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(
         0, ge=0, description="write a checkpoint every N optimizer steps; 0 = only at the end of each epoch"
     )
-    keep_checkpoints: int = Field(2, ge=1, description="how many of the most recent checkpoints to keep")
+    keep_checkpoints: int = Field(
+        2, ge=1, description="how many of the most recent checkpoints to keep while the run is unfinished"
+    )
+    keep_checkpoints_when_finished: bool = Field(
+        False,
+        description="keep the checkpoints (weights + optimizer state) once the run has finished; by default "
+        "a finished run keeps only its final model/",
+    )
+    on_nonfinite: Literal["stop", "skip"] = Field(
+        "stop",
+        description="a non-finite (nan/inf) loss or gradient: stop (keep the last good checkpoint, never "
+        "mark the run finished) or skip that optimizer step and go on (each skip is logged)",
+    )
     log_every: int = Field(10, ge=1, description="write a metrics.jsonl record every N optimizer steps")
     split: str | None = Field(
         None,
@@ -111,7 +128,7 @@ def train_config(cfg: LocatedConfig) -> TrainConfig:
         raw = {}
     if not isinstance(raw, dict):
         raise cfg.error("train must be a mapping of training settings", ("train",), found=raw)
-    return validate_pydantic(TrainConfig, raw, cfg, ("train",), what="train")  # type: ignore[return-value]
+    return validate_pydantic(TrainConfig, raw, cfg, ("train",))  # type: ignore[return-value]
 
 
 

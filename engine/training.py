@@ -29,7 +29,13 @@ import numpy as np
 import torch
 
 import repmix
-from repmix.core.artifacts import atomic_write_text, plugin_lock, save_model, write_model_card
+from repmix.core.artifacts import (
+    atomic_write_text,
+    plugin_lock,
+    remove_leftover_tmp,
+    save_model,
+    write_model_card,
+)
 from repmix.core.assembly import build_model, instantiate_component, plan_model
 from repmix.core.config import LocatedConfig, dump_yaml, load_config
 from repmix.core.components import Examples
@@ -49,7 +55,7 @@ from repmix.engine.settings import (
     train_config,
 )
 from repmix.engine.distributed import DistContext, Objective, init_distributed
-from repmix.engine.evaluation import run_evaluations
+from repmix.engine.evaluation import check_items, print_skipped, run_evaluations, skipped_rows
 from repmix.engine.optim import make_optimizer
 from repmix.engine.report import plot_loss, write_report
 from repmix.engine.runs import (
@@ -58,6 +64,7 @@ from repmix.engine.runs import (
     LOSS_PLOT,
     METRICS_FILE,
     METRICS_LOG,
+    CHECKPOINTS_DIR,
     MODEL_DIR,
     RUN_ENTRIES,
     RUN_FILE,
@@ -67,6 +74,7 @@ from repmix.engine.runs import (
     is_finished,
     is_run,
     latest_checkpoint,
+    locked_dir,
     read_metrics,
     read_metrics_log,
 )
@@ -77,6 +85,10 @@ class TrainingInterrupted(RepmixError):
     """Training stopped on Ctrl-C after writing a checkpoint (exit status 130)."""
 
     exit_code = 130
+
+
+class NonFiniteTraining(RepmixError):
+    """The loss or a gradient became nan/inf; training stopped before applying it."""
 
 
 @contextlib.contextmanager
@@ -253,12 +265,24 @@ class _Trainer:
         self.optimizer: Any = None
         self.scheduler: Any = None
         self.lock_text = ""
+        #: Optimizer steps skipped for a non-finite loss or gradient (``on_nonfinite: skip``).
+        self.skipped: list[int] = []
+        #: Data rows skipped (``on_error: skip``), per data split, for metrics.json and report.md.
+        self.skipped_rows: dict[str, dict[str, Any]] = {}
+        #: Examples each final evaluate block read (chance levels in report.md).
+        self.eval_sizes: dict[str, int] = {}
 
     # ------------------------------------------------------------------ setup
     def load_training_data(self, model: Any) -> tuple[Examples, list[str]]:
         """The training split and the towers its columns feed."""
         dataset = instantiate_component(self.cfg, self.data_plan)
+        started = time.perf_counter()
+        if self.progress:
+            print(f"loading the training data ({self.data_plan.type_name}) ...", file=sys.stderr, flush=True)
         examples = dataset.load(self.train.split)
+        if self.progress:
+            print(f"loaded {len(examples)} training examples in {time.perf_counter() - started:.1f} s",
+                  file=sys.stderr, flush=True)
         if len(examples) == 0:
             which = repr(self.train.split) if self.train.split else "configured"
             raise InputError(f"the {which} split of the data block has no examples to train on")
@@ -272,6 +296,12 @@ class _Trainer:
             )
         if examples.targets is not None and len(examples.targets) != len(examples):
             raise InputError(f"the data has {len(examples)} examples but {len(examples.targets)} targets")
+        check_items(model, examples, towers, what="training data")  # before any step, not when a batch is reached
+        info = skipped_rows(examples)
+        if info is not None:
+            self.skipped_rows[f"data ({self.data_plan.type_name}, training split)"] = info
+            if self.ctx.is_main:
+                print_skipped({"training data": info})
         if examples.targets is None:
             for i, loss in enumerate(model.losses):
                 if getattr(loss, "needs_targets", False):
@@ -320,6 +350,7 @@ class _Trainer:
         checkpoint = latest_checkpoint(self.run_dir) if mode == "resume" else None
         if self.ctx.is_main and mode == "resume":
             remove_partial_checkpoints(self.run_dir)
+            remove_leftover_tmp(self.run_dir)  # e.g. a half-written model/.model.safetensors.*.tmp
         if checkpoint is not None:
             self.state, rngs = load_checkpoint(checkpoint, self.model, self.optimizer, self.scheduler, self.device)
             if rngs:
@@ -422,6 +453,8 @@ class _Trainer:
                 if k != "loss":
                     sums[k] = sums.get(k, 0.0) + float(v) / n_micro
             items += len(batch)
+        if not self._finite(sums["loss"], trainable):
+            return {}, self._lr(), items
         if self.train.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(trainable, self.train.max_grad_norm)
         lr = self._lr()
@@ -429,6 +462,38 @@ class _Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return self._mean_loss(sums), lr, items
+
+    def _finite(self, loss: float, trainable: list[torch.nn.Parameter]) -> bool:
+        """True when the loss and every gradient are finite (on every process).
+
+        Otherwise, with ``on_nonfinite: stop`` (the default) raise
+        :class:`NonFiniteTraining` before the optimizer applies anything, so
+        the weights, the last checkpoint and the run's unfinished state stay
+        good; with ``skip`` drop the gradients, log the skip and return False.
+        """
+        grads = [p.grad for p in trainable if p.grad is not None]
+        bad = not math.isfinite(loss) or (
+            bool(grads) and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
+        )
+        if not self.ctx.any(bad, self.device):
+            return True
+        step = self.state.step + 1
+        what = f"the loss is {loss}" if not math.isfinite(loss) else "a gradient is not finite"
+        if self.train.on_nonfinite == "skip":
+            self.optimizer.zero_grad(set_to_none=True)
+            self.skipped.append(step)
+            self._record({"type": "skipped", "step": step, "reason": what})
+            if self.ctx.is_main:
+                print(f"warning: step {step}: {what}; skipped (train.on_nonfinite: skip)", file=sys.stderr)
+            return False
+        last = latest_checkpoint(self.run_dir)
+        raise NonFiniteTraining(
+            f"training stopped at step {step} of {self.total_steps}: {what}; nothing of this step was applied "
+            "and the run is not marked finished"
+            + (f"; the last good checkpoint is {last}" if last is not None else "; no checkpoint was written yet"),
+            hint="lower train.lr, check the data, or set train.on_nonfinite: skip to skip such steps; "
+            f"then resume with repmix train --resume {self.run_dir} (or start over with --force)",
+        )
 
     def _log_step(self, logs: dict[str, float], lr: float, epoch_progress: float, window: dict[str, float]) -> None:
         """Accumulate the step into the logging window; write a record every ``log_every`` steps."""
@@ -472,7 +537,7 @@ class _Trainer:
         last_epoch = epoch + 1 >= self.train.epochs or state.step >= self.total_steps
         if self.train.evaluate_every_epoch and specs and not last_epoch:
             if self.ctx.is_main:
-                metrics = run_evaluations(self.model, self.cfg, specs, run_dir=self.run_dir)
+                metrics = run_evaluations(self.model, self.cfg, specs, run_dir=self.run_dir, progress=self.progress)
                 self._record({"type": "eval", "step": state.step, "epoch": epoch + 1,
                               "elapsed": round(state.elapsed, 3), "metrics": metrics})
                 epoch_metrics.update(metrics)
@@ -507,6 +572,13 @@ class _Trainer:
             )
         total = train.epochs * math.ceil(batches_per_epoch / train.grad_accumulation)
         self.total_steps = min(total, train.max_steps) if train.max_steps is not None else total
+        if train.max_steps is not None and total < train.max_steps and self.ctx.is_main:
+            print(
+                f"note: the data ends first: {n} examples give {total} optimizer step(s) in "
+                f"{train.epochs} epoch(s), fewer than train.max_steps={train.max_steps}; training {total} "
+                "(raise train.epochs to train longer)",
+                file=sys.stderr,
+            )
         self.optimizer, self.scheduler, groups = make_optimizer(model, train, self.total_steps)
         self.lock_text = json.dumps(plugin_lock(model), indent=2) + "\n"
         self.restore(mode)
@@ -557,6 +629,9 @@ class _Trainer:
                         state.step += 1
                         state.position = start + len(micro)
                         state.items += items
+                        if not logs:  # skipped: non-finite (train.on_nonfinite: skip)
+                            bar.update(1)
+                            continue
                         state.epoch_loss_sum += logs["loss"]
                         state.epoch_steps += 1
                         state.elapsed = base_elapsed + (time.perf_counter() - session_start)
@@ -609,7 +684,11 @@ class _Trainer:
         save_model(self.model, self.run_dir / MODEL_DIR)
         metrics: dict[str, float] = {}
         if specs:
-            metrics = run_evaluations(self.model, self.cfg, specs, run_dir=self.run_dir)
+            eval_skipped: dict[str, dict[str, Any]] = {}
+            metrics = run_evaluations(self.model, self.cfg, specs, run_dir=self.run_dir, progress=self.progress,
+                                      skipped=eval_skipped, sizes=self.eval_sizes)
+            print_skipped(eval_skipped)
+            self.skipped_rows.update(eval_skipped)
             write_model_card(self.run_dir / MODEL_DIR, self.model, metrics)
             self._record({"type": "eval", "step": state.step, "epoch": state.epoch, "final": True,
                           "elapsed": round(state.elapsed, 3), "metrics": metrics})
@@ -626,9 +705,18 @@ class _Trainer:
             }
             write_report(
                 self.run_dir, cfg=self.cfg, train=self.train, model=self.model, groups=groups, specs=specs,
-                metrics=metrics, records=records, summary=summary, has_plot=has_plot,
+                metrics=metrics, records=records, summary=summary, has_plot=has_plot, skipped=self.skipped_rows,
+                sizes=self.eval_sizes,
             )
-            atomic_write_text(self.run_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+            record: dict[str, Any] = {**metrics, "skipped_rows": self.skipped_rows} if self.skipped_rows else metrics
+            atomic_write_text(self.run_dir / METRICS_FILE, json.dumps(record, indent=2) + "\n")
+        if self.skipped:
+            print(f"warning: {len(self.skipped)} step(s) skipped for a non-finite loss or gradient "
+                  f"(first: step {self.skipped[0]})", file=sys.stderr)
+        if not self.train.keep_checkpoints_when_finished:
+            import shutil
+
+            shutil.rmtree(self.run_dir / CHECKPOINTS_DIR, ignore_errors=True)  # finished: model/ is what stays
         return metrics
 
 
@@ -656,6 +744,24 @@ def train_run(
     train = train_config(cfg)
     plans = (plan_model(cfg), plan_training_data(cfg), plan_evaluations(cfg))
     use_cuda = resolve_device(train)
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 holds the run directory's lock
+        return _train_locked(cfg, run_dir, train, plans, use_cuda, resume=resume, progress=progress, force=force)
+    with locked_dir(run_dir, what="run directory"):
+        return _train_locked(cfg, run_dir, train, plans, use_cuda, resume=resume, progress=progress, force=force)
+
+
+def _train_locked(
+    cfg: LocatedConfig,
+    run_dir: Path,
+    train: TrainConfig,
+    plans: tuple[Any, Any, list[EvaluationSpec]],
+    use_cuda: bool,
+    *,
+    resume: bool,
+    progress: bool,
+    force: bool,
+) -> dict[str, float]:
+    """:func:`train_run` once the run directory is locked."""
     mode = check_run_dir(cfg, run_dir, resume=resume, force=force)
     if mode == "finished":
         print(f"{run_dir} is already finished; nothing to resume", file=sys.stderr)

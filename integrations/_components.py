@@ -73,20 +73,16 @@ def component_ref(model: AssembledModel, instance: Any) -> ComponentRef:
     )
 
 
-def pooled_similarity(model: AssembledModel, towers: set[str], granularity: str | None = None) -> str | None:
-    """``cosine`` or ``dot`` when the model's first alignment over pooled vectors of ``towers`` is std's.
+def pooled_similarity(model: AssembledModel, used: set[tuple[str, str]]) -> str | None:
+    """``cosine`` or ``dot`` when the model's first alignment between ``used`` (tower, granularity) pairs is std's.
 
-    ``granularity`` restricts the search to alignments reading it on both sides.
-    ``None`` when no such alignment is declared or it scores otherwise.
+    Both sides of the alignment must be among ``used`` (shared towers count as
+    their owner). ``None`` when no such alignment is declared or it scores
+    otherwise (then the caller picks its default).
     """
-    owners = {model.tower_alias.get(t, t) for t in towers}
-    for name, ((ta, ga), (tb, gb)) in model.alignment_between.items():
-        sides = ((ta, ga), (tb, gb))
-        if any(model.tower_alias.get(t, t) not in owners for t, _ in sides):
-            continue
-        if any(model.granularity_shapes.get(t, {}).get(g) != "pooled" for t, g in sides):
-            continue
-        if granularity is not None and (ga != granularity or gb != granularity):
+    owned = {(model.tower_alias.get(t, t), g) for t, g in used}
+    for name, sides in model.alignment_between.items():
+        if not all((model.tower_alias.get(t, t), g) in owned for t, g in sides):
             continue
         ref = component_ref(model, model.aligners[name])
         if ref.distribution == STD_DISTRIBUTION and ref.name in STD_SIMILARITIES:

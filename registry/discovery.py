@@ -26,6 +26,8 @@ GROUPS: dict[str, str] = {
     "loss": "repmix.losses",
     "dataset": "repmix.datasets",
     "evaluator": "repmix.evaluators",
+    "corruptor": "repmix.corruptors",
+    "decoding": "repmix.decoding",
 }
 KINDS: tuple[str, ...] = tuple(GROUPS)
 HOOKS_GROUP = "repmix.hooks"
@@ -119,14 +121,14 @@ def discover() -> tuple[list[PluginInfo], str]:
         return [], f"plugin autoload is disabled ({ENV_DISABLE_AUTOLOAD} is set)"
     allow, deny = _env_list(ENV_ALLOW), _env_list(ENV_DENY)
     all_eps = metadata.entry_points()
-    plugins: dict[str, PluginInfo] = {}
+    by_dist: dict[str, PluginInfo] = {}
     group_to_kind = {g: k for k, g in GROUPS.items()}
     for group in (*GROUPS.values(), HOOKS_GROUP):
         for ep in all_eps.select(group=group):
             dist = ep.dist
             dist_name = dist.metadata["Name"] if dist is not None else ep.module.split(".")[0]
             key = plugin_name(dist_name)
-            info = plugins.get(key)
+            info = by_dist.get(_normalise(dist_name))
             if info is None:
                 version = dist.version if dist is not None else "0"
                 status, reason, spec = check_compatibility(dist.requires if dist is not None else None)
@@ -135,23 +137,51 @@ def discover() -> tuple[list[PluginInfo], str]:
                 elif key in deny:
                     status, reason = DISABLED, f"listed in {ENV_DENY}"
                 info = PluginInfo(key, dist_name, version, status, reason, spec)
-                plugins[key] = info
-            elif info.distribution != dist_name:
-                # Two distributions normalising to the same plugin name: keep the first, mark it.
-                info.status, info.reason = BROKEN, (
-                    f"plugin name {key!r} is claimed by two distributions: "
-                    f"{info.distribution} and {dist_name}"
-                )
-                continue
+                by_dist[_normalise(dist_name)] = info
             if group == HOOKS_GROUP:
                 info.hooks.append(ep.value)
                 continue
             if not re.fullmatch(r"[\w.]+:[\w.]+", ep.value):
                 info.status, info.reason = BROKEN, f"malformed entry point {ep.name} = {ep.value!r}"
             info.components.append(ComponentEntry(group_to_kind[group], ep.name, ep.value, info))
+    plugins = _settle_name_claims(list(by_dist.values()))
     note = ""
     if allow:
         note = f"only plugins in {ENV_ALLOW} are enabled"
     if deny:
         note = (note + "; " if note else "") + f"{ENV_DENY} disables {', '.join(sorted(deny))}"
-    return sorted(plugins.values(), key=lambda p: p.name), note
+    return plugins, note
+
+
+def _normalise(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def _settle_name_claims(infos: list[PluginInfo]) -> list[PluginInfo]:
+    """One owner per plugin name; every other claimant is listed as broken and resolves nothing.
+
+    ``repmix-std`` owns the plugin name ``std``: a distribution named plain
+    ``std`` (or anything else normalising to ``std``) cannot take it over, and
+    the owner keeps working. Owners come first in the returned list.
+    """
+    claims: dict[str, list[PluginInfo]] = {}
+    for info in infos:
+        claims.setdefault(info.name, []).append(info)
+    owners: list[PluginInfo] = []
+    refused: list[PluginInfo] = []
+    for name, claimants in claims.items():
+        if len(claimants) == 1:
+            owners.append(claimants[0])
+            continue
+        canonical = [c for c in claimants if _normalise(c.distribution) == f"repmix-{name}"]
+        owner = canonical[0] if canonical else sorted(claimants, key=lambda c: c.distribution)[0]
+        owners.append(owner)
+        for other in claimants:
+            if other is owner:
+                continue
+            other.status, other.reason = BROKEN, (
+                f"plugin name {name!r} belongs to {owner.distribution}; {other.distribution} cannot take it over "
+                f"(name the distribution repmix-<something else>)"
+            )
+            refused.append(other)
+    return sorted(owners, key=lambda p: p.name) + sorted(refused, key=lambda p: p.distribution)

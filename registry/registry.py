@@ -151,8 +151,8 @@ class Registry:
                 pass
 
     def plugin(self, name: str) -> PluginInfo | None:
-        """The plugin called ``name`` (short name or distribution name)."""
-        for p in self.plugins:
+        """The plugin called ``name`` (short name or distribution name); the name's owner first."""
+        for p in self.plugins:  # owners precede refused claimants (discovery._settle_name_claims)
             if name in (p.name, p.distribution):
                 return p
         return None

@@ -18,7 +18,8 @@ What is here, by purpose:
 * building blocks with one implementation each: Hugging Face model folders
   (:func:`resolve_model_dir`), masked pooling (:func:`masked_mean`, ...),
   tables with bad-row reporting (:func:`read_table`), nested components
-  (:func:`build_component`);
+  (:func:`build_component`); language modelling (:mod:`repmix.sdk.lm`: masking,
+  replacement, ELECTRA sampling, lazy LM heads);
 * configs and models (:func:`load`, :func:`load_config`, :func:`plan_model`,
   :func:`build_model`, :func:`save_model`, :class:`Model`);
 * running things from a plugin's command (:func:`train_run`, :func:`evaluate_source`);
@@ -39,6 +40,9 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, str] = {
     # component interfaces and their configs
     "Aligner": "repmix.core.components",
+    "CausalLM": "repmix.core.components",
+    "Corruptor": "repmix.core.components",
+    "DecodingStrategy": "repmix.core.components",
     "Component": "repmix.core.components",
     "ComponentConfig": "repmix.core.components",
     "Dataset": "repmix.core.components",
@@ -60,6 +64,7 @@ _EXPORTS: dict[str, str] = {
     "Granularity": "repmix.core.dataflow",
     "GranularitySpec": "repmix.core.dataflow",
     "LossOutput": "repmix.core.dataflow",
+    "TowerView": "repmix.core.dataflow",
     # errors a component raises for its user
     "ArtifactError": "repmix.core.errors",
     "ConfigError": "repmix.core.errors",
@@ -84,10 +89,16 @@ _EXPORTS: dict[str, str] = {
     "plan_model": "repmix.core.assembly",
     "save_model": "repmix.core.artifacts",
     # building blocks, one implementation each
+    "load_hf_config": "repmix.sdk.hf",
+    "load_hf_model": "repmix.sdk.hf",
     "resolve_model_dir": "repmix.sdk.hf",
+    "first_real_token": "repmix.sdk.pooling",
+    "last_real_token": "repmix.sdk.pooling",
     "masked_max": "repmix.sdk.pooling",
     "masked_mean": "repmix.sdk.pooling",
     "masked_sum": "repmix.sdk.pooling",
+    "BadRows": "repmix.sdk.tables",
+    "read_lines": "repmix.sdk.tables",
     "read_table": "repmix.sdk.tables",
     "Table": "repmix.sdk.tables",
     # running things from a plugin's command
@@ -105,7 +116,10 @@ if TYPE_CHECKING:
     from repmix.core.assembly import build_component, build_model, load_component_class, plan_model
     from repmix.core.components import (
         Aligner,
+        CausalLM,
         Component,
+        Corruptor,
+        DecodingStrategy,
         ComponentConfig,
         Dataset,
         Encoder,
@@ -128,6 +142,7 @@ if TYPE_CHECKING:
         Granularity,
         GranularitySpec,
         LossOutput,
+        TowerView,
     )
     from repmix.core.errors import (
         ArtifactError,
@@ -144,9 +159,9 @@ if TYPE_CHECKING:
     from repmix.engine.evaluation import evaluate_source
     from repmix.engine.training import train_run
     from repmix.registry import hookimpl, temporary_component
-    from repmix.sdk.hf import resolve_model_dir
-    from repmix.sdk.pooling import masked_max, masked_mean, masked_sum
-    from repmix.sdk.tables import Table, read_table
+    from repmix.sdk.hf import load_hf_config, load_hf_model, resolve_model_dir
+    from repmix.sdk.pooling import first_real_token, last_real_token, masked_max, masked_mean, masked_sum
+    from repmix.sdk.tables import BadRows, Table, read_lines, read_table
 
 
 def __getattr__(name: str) -> Any:

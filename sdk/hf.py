@@ -33,14 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from pydantic_core import PydanticCustomError
-
 from repmix.core.errors import ConfigError
 
 __all__ = [
     "MINILM_PACKAGE",
+    "MODEL_INPUTS",
     "PACKAGED_MINILM_NAMES",
     "TOKENIZER_FILES",
-    "MODEL_INPUTS",
     "load_hf_config",
     "load_hf_model",
     "model_files",

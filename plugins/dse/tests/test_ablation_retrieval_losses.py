@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 
 import pytest
-from repmix.cli.main import main
+from repmix.sdk import parse_yaml
+from repmix.sdk.testing import run_cli
 
 REPO = Path(__file__).resolve().parents[3]
 GRID = REPO / "examples" / "ablate-retrieval-losses.yaml"
@@ -39,7 +40,7 @@ def grid(monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_dry_run_validates_twelve_runs(grid: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_dir = tmp_path / "ablation"
-    code = main(["ablate", str(grid), "--dry-run", "-o", str(out_dir)])
+    code = run_cli(["ablate", str(grid), "--dry-run", "-o", str(out_dir)])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "4 combination(s) x 3 seed(s) = 12 run(s), all valid" in out
@@ -53,20 +54,23 @@ def test_dse_variant_trains_at_a_tiny_size(grid: Path, tmp_path: Path) -> None:
     """The DSE run: teacher scores computed at load, (y, z) targets through the engine, STS-B dev Spearman."""
     if not (STSB / "train.tsv").is_file() or STSB != (REPO.parent / "shared" / "data" / "stsb").resolve():
         pytest.skip(f"the grid reads ../shared/data/stsb from the repository root; STS-B not found there ({STSB})")
-    from repmix.engine import ablate as ab
-
+    # the grid's DSE variant alone, seed 0, on 8 training pairs (the teacher scores 8 pairs instead of 5749)
+    spec, _ = parse_yaml(grid.read_text(encoding="utf-8"), str(grid))
+    dse = [i for i, block in enumerate(spec["zip"]["model.losses.0"]) if block["type"] == "dse-distill"]
+    assert len(dse) == 1
+    spec["base"] = str((grid.parent / spec["base"]).resolve())
+    spec["zip"] = {key: [values[dse[0]]] for key, values in spec["zip"].items()}
+    spec["zip"]["data"][0]["limit"] = 8
+    spec["seeds"] = [0]
+    one = tmp_path / "dse-only.yaml"
+    one.write_text(json.dumps(spec, indent=2), encoding="utf-8")  # JSON is YAML; PyYAML would read 'on:' as true
     tiny = ["train.batch_size=4", "train.max_steps=2", "train.device=cpu", "evaluate.data.limit=16"]
-    ablation = ab.prepare(grid, tiny)
-    assert len(ablation.variants) == 12
-    ablation.variants = [v for v in ablation.variants if v.name.startswith("loss=dse-distill") and v.seed == 0]
-    assert len(ablation.variants) == 1
-    variant = ablation.variants[0]
-    variant.overrides.append("data.limit=8")  # the teacher scores 8 pairs instead of 5749
     out_dir = tmp_path / "ablation"
-    outcomes = ab.run_ablation(ablation, out_dir, jobs=1, echo=lambda _: None)
-    log = out_dir / ab.LOGS_DIR / f"{variant.name}.log"
-    assert [o.status for o in outcomes] == ["finished"], log.read_text() if log.is_file() else outcomes
-    run = out_dir / ab.VARIANTS_DIR / variant.name
+    code = run_cli(["ablate", str(one), *tiny, "-o", str(out_dir)])
+    logs = sorted((out_dir / "logs").glob("*.log"))
+    assert code == 0, logs[0].read_text() if logs else code
+    (run,) = sorted((out_dir / "variants").iterdir())
+    assert run.name.startswith("loss=dse-distill")
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics) == {"spearman_cosine", "pearson_cosine"}
     # two tiny steps from MiniLM leave it far better than chance on these 16 dev pairs
@@ -74,6 +78,5 @@ def test_dse_variant_trains_at_a_tiny_size(grid: Path, tmp_path: Path) -> None:
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["type"] == "train"]
     assert train and "loss0.DSEDistillLoss.distill" in train[-1] and "loss0.DSEDistillLoss.task" in train[-1]
-    written = ab.write_results(ablation, out_dir, outcomes)
-    rows = list(csv.DictReader(written["csv"].open()))
+    rows = list(csv.DictReader((out_dir / "results.csv").open()))
     assert [r["status"] for r in rows] == ["finished"]

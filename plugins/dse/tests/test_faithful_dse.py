@@ -15,7 +15,14 @@ import math
 
 import pytest
 import torch
-from repmix.sdk import Alignment, Encoded, Granularity, GranularitySpec, LossInputs, Runtime
+from repmix.sdk import (
+    Alignment,
+    Encoded,
+    Granularity,
+    GranularitySpec,
+    LossInputs,
+    Runtime,
+)
 from repmix_dse.aligners import PairHeadAligner, pair_features
 from repmix_dse.loss import DSEDistillLoss, binary_teacher_logit
 from repmix_dse.poolers import TopLayersMeanPooler

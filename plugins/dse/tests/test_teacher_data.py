@@ -8,10 +8,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from repmix.sdk import build_model, plan_model, save_model
-from repmix.cli.main import main
-from repmix.sdk import InputError, LocatedConfig, Runtime, parse_yaml
-from repmix_dse.data import DistillPairsConfig, DistillPairsDataset, write_teacher_scores
+from repmix.sdk import (
+    InputError,
+    LocatedConfig,
+    Runtime,
+    build_model,
+    parse_yaml,
+    plan_model,
+    save_model,
+)
+from repmix.sdk.testing import run_cli
+from repmix_dse.data import (
+    DistillPairsConfig,
+    DistillPairsDataset,
+    write_teacher_scores,
+)
 
 PAIRS = [
     ("a man is riding a horse", "the man rides a horse", 4.5),
@@ -135,7 +146,7 @@ evaluate: {{type: std.sts, on: pair, similarity: alignment, split: train, data: 
         encoding="utf-8",
     )
     run = tmp_path / "run"
-    assert main(["train", str(config), "-o", str(run), "--no-progress"]) == 0
+    assert run_cli(["train", str(config), "-o", str(run), "--no-progress"]) == 0
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["type"] == "train"]
     assert train and all(k in train[-1] for k in ("loss", "loss0.DSEDistillLoss.distill", "loss0.DSEDistillLoss.task"))

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from repmix.sdk import LocatedConfig, build_model, load_model, parse_yaml, plan_model, save_model
+from repmix.sdk import (
+    LocatedConfig,
+    build_model,
+    load_model,
+    parse_yaml,
+    plan_model,
+    save_model,
+)
 from repmix_dupmae.encoder import EXTRA_MLM_LABELS
 from repmix_dupmae.loss import DuplexLoss
 

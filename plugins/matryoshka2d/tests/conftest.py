@@ -1,18 +1,25 @@
 """Fixtures of the matryoshka2d tests.
 
-``tiny_bert_dir``, ``minilm_dir`` and ``shared_data_dir`` come from repmix's pytest plugin;
+``tiny_bert``, ``minilm_dir`` and ``shared_data_dir`` come from repmix's pytest plugin;
 ``stsb_dir`` is the shared STS-B folder (skips where absent).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tiny_bert: Callable[..., str]) -> str:
+    """The tiny random BERT of repmix's pytest plugin, 3 layers deep (these tests read its per-layer states)."""
+    return tiny_bert(layers=3)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from repmix.sdk import Examples, LocatedConfig, Runtime, build_model, parse_yaml, plan_model
+from repmix.sdk import (
+    Examples,
+    LocatedConfig,
+    Runtime,
+    build_model,
+    load_component_class,
+    parse_yaml,
+    plan_model,
+)
 
 TEXTS = ["a man is riding a horse", "the dog is eating food", "two women are talking", "a red car", "hello"]
 
@@ -92,18 +100,15 @@ model:
     metrics = evaluator.evaluate(model, data)
     assert set(metrics) == {"spearman_cosine"} | {grid_key(layer, d) for layer in (1, 2, 3) for d in (32, 8)}
     assert metrics["spearman_cosine"] == pytest.approx(metrics[grid_key(3, 32)], abs=1e-9)
-    from repmix_std.evaluators import (
-        StsEvaluator,  # std is in this plugin's test extra: the reference evaluator
-    )
-
-    std = StsEvaluator(StsEvaluator.Config(on="similarity", progress=False), Runtime()).evaluate(model, data)
+    sts = load_component_class("evaluator", "sts")  # std's, in this plugin's test extra: the reference evaluator
+    std = sts(sts.Config(on="similarity", progress=False), Runtime()).evaluate(model, data)
     assert metrics["spearman_cosine"] == pytest.approx(std["spearman_cosine"], abs=1e-9)
     assert default_dims(384) == [384, 192, 96, 48]
 
 
 def test_grid_script_writes_csv_md_png(tiny_bert_dir: str, stsb_dir: Path, tmp_path: Path) -> None:
     from repmix.sdk import save_model
-    from repmix_matryoshka2d.grid import main
+    from repmix.sdk.testing import run_cli
 
     text = f"""
 model:
@@ -119,7 +124,7 @@ evaluate: {{type: sts, on: similarity, split: dev, data: {{type: sts, path: {sts
 """
     for seed in (0, 1):
         save_model(build(text), tmp_path / "abl" / "variants" / f"pooler=mean__seed={seed}" / "model")
-    assert main([str(tmp_path / "abl"), "-o", str(tmp_path / "out"), "--limit", "24", "--dims", "32", "16"]) == 0
+    assert run_cli(["matryoshka2d-grid", str(tmp_path / "abl"), "-o", str(tmp_path / "out"), "--limit", "24", "--dims", "32", "16"]) == 0
     rows = (tmp_path / "out" / "grid.csv").read_text().splitlines()
     assert rows[0] == "run,variant,layer,dim,spearman" and len(rows) == 1 + 2 * 3 * 2
     md = (tmp_path / "out" / "grid.md").read_text()
@@ -127,7 +132,7 @@ evaluate: {{type: sts, on: similarity, split: dev, data: {{type: sts, path: {sts
     assert (tmp_path / "out" / "grid.png").stat().st_size > 1000
     # redrawn from grid.csv alone: the same table
     (tmp_path / "out" / "grid.png").unlink()
-    assert main(["-o", str(tmp_path / "out"), "--from-csv"]) == 0
+    assert run_cli(["matryoshka2d-grid", "-o", str(tmp_path / "out"), "--from-csv"]) == 0
     assert (tmp_path / "out" / "grid.md").read_text() == md and (tmp_path / "out" / "grid.png").is_file()
 
 

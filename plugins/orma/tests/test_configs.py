@@ -11,9 +11,8 @@ import math
 from pathlib import Path
 
 import pytest
-
-from repmix.cli.main import main as repmix_main
 from repmix.sdk import load_config, train_run
+from repmix.sdk.testing import run_cli
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -69,7 +68,7 @@ def test_orma_chebi20_config_trains_and_evaluates(tiny_bert_dir: str, chebi20_di
 
 
 def test_ablation_grid_is_valid(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code = repmix_main(["ablate", str(CONFIGS / "ablate-orma.yaml"), "--dry-run", "-o", str(tmp_path / "abl")])
+    code = run_cli(["ablate", str(CONFIGS / "ablate-orma.yaml"), "--dry-run", "-o", str(tmp_path / "abl")])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "7 combination(s) x 2 seed(s) = 14 run(s), all valid" in out

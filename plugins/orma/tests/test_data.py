@@ -7,7 +7,6 @@ from unittest import mock
 
 import pytest
 from rdkit import Chem
-
 from repmix.sdk import InputError, Runtime
 from repmix_orma.data import ChEBI20Dataset, hash_holdout
 from repmix_orma.demo import DemoMoleculesDataset, generate

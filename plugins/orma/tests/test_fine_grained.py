@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from orma_loops import sparc as loop_sparc
 from repmix.sdk import Granularity, InputError, Runtime
 from repmix.sdk.conformance import Case, conformance_cases

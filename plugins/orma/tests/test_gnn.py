@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from repmix.sdk import ConfigError, Runtime
 from repmix_orma.gnn import HierarchicalGNN, gcn_norm
 from repmix_orma.graph import MoleculeGraphTokenizer

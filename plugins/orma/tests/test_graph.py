@@ -8,7 +8,6 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
-
 from repmix.sdk import InputError, Runtime
 from repmix_orma.graph import (
     ELEMENTS,

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import math
 
+import orma_loops as loops
 import pytest
 import torch
-
-import orma_loops as loops
-from repmix.sdk import Alignment, AssembledModel, Encoded, Granularity, InputError, LossInputs, Runtime
-from repmix.registry import get_registry
+from repmix.sdk import (
+    Alignment,
+    AssembledModel,
+    Encoded,
+    Granularity,
+    InputError,
+    LossInputs,
+    Runtime,
+    load_component_class,
+)
 from repmix.sdk.conformance import Case, conformance_cases
 from repmix_orma.fine_grained import WeightedPoolingAligner
 from repmix_orma.losses import ExpTemperatureInfoNCE
@@ -44,7 +51,7 @@ def test_loss_equals_hand_computation_with_exp_temp() -> None:
 
 def test_matches_std_info_nce_at_the_equivalent_temperature() -> None:
     """Reference: std info-nce with temperature exp(-2 temp) gives the same value at initialisation."""
-    std = get_registry().load("loss", "info-nce")
+    std = load_component_class("loss", "info-nce")
     scores = torch.randn(5, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     component = loss()
     ref = std(std.Config(temperature=math.exp(-2 * float(component.temp.detach()))), Runtime())(on(scores)).value
@@ -110,7 +117,7 @@ def tiny_batch() -> dict[str, Encoded]:
 
 
 def orma_model() -> AssembledModel:
-    dot = get_registry().load("aligner", "dot")
+    dot = load_component_class("aligner", "dot")
     aligners = {
         "global": dot(dot.Config(), Runtime()),
         "mid": OTMultiTokenAligner(OTMultiTokenAligner.Config(), Runtime()),

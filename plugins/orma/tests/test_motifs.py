@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pytest
 from rdkit import Chem
-
 from repmix_orma.motifs import brics_fragments, motif_decomp
 
 

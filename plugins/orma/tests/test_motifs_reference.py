@@ -27,7 +27,6 @@ import numpy as np
 import pytest
 from rdkit import Chem, rdBase
 from rdkit.Chem import BRICS
-
 from repmix_orma.motifs import brics_fragments, motif_decomp
 
 

@@ -8,11 +8,10 @@ cost), and an explicit-loop transcription of ORMA's ``get_phrase_rep`` +
 from __future__ import annotations
 
 import numpy as np
+import orma_loops as loops
 import ot
 import pytest
 import torch
-
-import orma_loops as loops
 from repmix.sdk import ConfigError, Granularity, InputError, Runtime
 from repmix.sdk.conformance import Case, conformance_cases
 from repmix_orma.fine_grained import sparc_pool

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
-
 from repmix.sdk import (
     ConfigError,
     Encoded,
@@ -16,6 +14,7 @@ from repmix.sdk import (
     Runtime,
 )
 from repmix_orma.project import ProjectPooler
+from torch import nn
 
 SIG = EncoderSignature(
     {"token": GranularitySpec("sequence", 10), "sentence": GranularitySpec("pooled", 10)}, num_layers=None

@@ -8,7 +8,6 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
-
 from repmix.sdk import (
     Alignment,
     Granularity,
@@ -18,7 +17,12 @@ from repmix.sdk import (
     PipelineError,
     Runtime,
 )
-from repmix_std.aligners import EMPTY_DOCUMENT_SCORE, CosineAligner, DotAligner, MaxSimAligner
+from repmix_std.aligners import (
+    EMPTY_DOCUMENT_SCORE,
+    CosineAligner,
+    DotAligner,
+    MaxSimAligner,
+)
 from repmix_std.losses import InfoNCELoss, MultipleNegativesRankingLoss
 
 POOLED = GranularitySpec("pooled", 8)

@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from repmix.core.assembly import build_model, instantiate_component, plan_component, plan_model
 from repmix.sdk import (
     ComponentConfig,
     ConfigError,
@@ -35,8 +34,11 @@ from repmix.sdk import (
     LocatedConfig,
     Runtime,
     Tokenizer,
+    build_component,
+    build_model,
+    plan_model,
+    temporary_component,
 )
-from repmix.registry import get_registry, temporary_component
 from repmix_std import evaluators
 from repmix_std.datasets import BeirConfig, BeirDataset
 from repmix_std.evaluators import (
@@ -303,7 +305,7 @@ def test_aligned_retrieval_metrics_on_precomputed_embeddings(model: Any) -> None
         model, "fine", {"token": seq_a}, {"token": seq_b}, chunk_size=4, candidate_chunk_size=7
     )
     pad = torch.nn.utils.rnn.pad_sequence
-    mask = lambda seqs: pad([torch.ones(len(x), dtype=torch.bool) for x in seqs], batch_first=True)  # noqa: E731
+    mask = lambda seqs: pad([torch.ones(len(x), dtype=torch.bool) for x in seqs], batch_first=True)
     with torch.no_grad():
         s = model.aligners["fine"](
             Granularity(pad(seq_a, batch_first=True), mask(seq_a)),
@@ -410,10 +412,8 @@ def test_extra_candidates_from_a_dataset_block(model: Any, tmp_path: Path) -> No
     cfg = LocatedConfig(
         {"evaluate": {"type": "retrieval", "on": "coarse", "progress": False, "extra_candidates": block}}
     )
-    planned = plan_component(cfg, get_registry(), "evaluator", cfg.data["evaluate"], ("evaluate",))
-    assert planned.nested["extra_candidates"].type_name == "pairs"
-    built = instantiate_component(cfg, planned)
-    assert built._extra_dataset is not None
+    built = build_component(cfg, "evaluator", cfg.data["evaluate"], ("evaluate",))
+    assert type(built._extra_dataset).__name__ == "PairsDataset"
     assert built.evaluate(model, data) == pytest.approx(direct)
     s = alignment_scores(model, "coarse", "text", texts, "molecule", mols + extra)
     assert direct["text->molecule/mrr"] == pytest.approx(rank_metrics(ranks_from_scores(s, torch.arange(20)))["mrr"])
@@ -475,8 +475,7 @@ def make_beir(root: Path, n_docs: int = 60, n_queries: int = 25) -> Path:
     queries = words(n_queries, 19)
     root.mkdir(parents=True)
     with open(root / "corpus.jsonl", "w") as f:
-        for i, d in enumerate(docs):
-            f.write(json.dumps({"_id": f"d{i}", "title": "", "text": d}) + "\n")
+        f.writelines(json.dumps({"_id": f"d{i}", "title": "", "text": d}) + "\n" for i, d in enumerate(docs))
         f.write(json.dumps({"_id": "q0", "title": "", "text": queries[0]}) + "\n")  # same id as a query
     lines = ["query-id\tcorpus-id\tscore"]
     with open(root / "queries.jsonl", "w") as f:

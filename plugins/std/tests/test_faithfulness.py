@@ -20,8 +20,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from repmix.sdk import (
     Alignment,
     Encoded,
@@ -36,6 +34,7 @@ from repmix.sdk import (
 from repmix_std.aligners import CosineAligner, MaxSimAligner
 from repmix_std.losses import InfoNCELoss, MultipleNegativesRankingLoss
 from repmix_std.poolers import ClsPooler, LastTokenPooler, MaxPooler, MeanPooler
+from torch import nn
 
 EMBEDDING_TOLERANCE = 1e-5
 NUM_STS_SENTENCES = 256

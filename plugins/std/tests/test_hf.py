@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from repmix.sdk import (
     ConfigError,
     InputError,
@@ -288,3 +287,34 @@ def test_maxsim_on_pooled_vectors_is_rejected_by_check(tiny_bert_dir: str) -> No
     )
     with pytest.raises(PipelineError, match="sequence"):
         plan_model(cfg)
+
+
+def test_saved_model_carries_its_tokenizer_and_config_not_the_weights(tiny_bert_dir: str, tmp_path: Path) -> None:
+    """saved_files: the saved model loads, encoding the same, after the model folder is gone."""
+    import shutil
+
+    from repmix.sdk import load, save_model
+
+    folder = tmp_path / "bert"
+    shutil.copytree(tiny_bert_dir, folder)
+    text = f"""
+model:
+  towers:
+    text:
+      tokenizer: {{type: hf-tokenizer, model: {folder}, max_length: 32}}
+      encoder:   {{type: hf-transformer, model: {folder}}}
+      poolers:   {{sentence: {{type: mean}}}}
+"""
+    data, lines = parse_yaml(text, "x.yaml")
+    model = build_model(plan_model(LocatedConfig(data, lines, "x.yaml"))).eval()
+    tok, enc = model.tower("text").tokenizer, model.tower("text").encoder
+    assert {p.name for p in tok.saved_files()["model"]} >= {"config.json", "vocab.txt", "tokenizer_config.json"}
+    assert [p.name for p in enc.saved_files()["model"]] == ["config.json"]
+    expected = model.encode(["hello world", "a dog"], tower="text", granularity="sentence")
+    saved = save_model(model, tmp_path / "saved")
+    shutil.rmtree(folder)
+    copied = sorted(p.relative_to(saved / "files").as_posix() for p in (saved / "files").rglob("*") if p.is_file())
+    assert not [name for name in copied if name.endswith((".safetensors", ".bin"))]
+    again = load(saved)
+    got = again.encode(["hello world", "a dog"], tower="text", granularity="sentence")
+    assert got == pytest.approx(expected, abs=1e-6)

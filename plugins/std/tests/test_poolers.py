@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from repmix.sdk import Encoded, EncoderSignature, Granularity, GranularitySpec, PipelineError, Runtime
+from repmix.sdk import (
+    Encoded,
+    EncoderSignature,
+    Granularity,
+    GranularitySpec,
+    PipelineError,
+    Runtime,
+)
 from repmix_std.poolers import ClsPooler, LastTokenPooler, MaxPooler, MeanPooler
 
 POOLERS = [ClsPooler, MeanPooler, MaxPooler, LastTokenPooler]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from repmix.sdk.testing import write_tiny_bert
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

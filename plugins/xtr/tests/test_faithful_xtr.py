@@ -16,6 +16,8 @@ formulas are re-derived by hand, not its code):
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from repmix.sdk import Granularity, Runtime
@@ -124,8 +126,15 @@ def test_training_equals_loops(k: int) -> None:
     torch.testing.assert_close(got, loop_train(q, qm, d, dm, k), atol=1e-10, rtol=0)
 
 
-def test_reduces_to_maxsim_over_query_length_from_yaml(tiny_bert_dir: str) -> None:
-    from repmix.sdk import LocatedConfig, build_model, parse_yaml, plan_model
+def test_reduces_to_maxsim_over_query_length_from_yaml(tiny_bert_dir: str, tmp_path: Path) -> None:
+    from repmix.sdk import (
+        Examples,
+        LocatedConfig,
+        build_model,
+        load_component_class,
+        parse_yaml,
+        plan_model,
+    )
 
     text = f"""
 model:
@@ -149,14 +158,23 @@ model:
         xtr = model.aligners["xtr"](q, d).scores
         length = q.full_mask().sum(dim=1, keepdim=True)
         torch.testing.assert_close(xtr, colbert / length, atol=1e-5, rtol=1e-5)
-        # through std's evaluator scoring (one query per aligner call, the corpus in one candidate chunk):
-        # the index is built once and reused, and the scores are the aligner's own
-        from repmix_std.evaluators import alignment_scores
-
-        via_evaluator = alignment_scores(
-            model, "xtr", "query", queries, "document", docs, chunk_size=1, candidate_chunk_size=len(docs)
+        # through the retrieval evaluator (one query per aligner call, the corpus in one candidate chunk):
+        # the index is built once and reused, and the ranks are those of the aligner's own scores
+        extra = tmp_path / "extra-documents.txt"
+        extra.write_text(docs[3] + "\n", encoding="utf-8")
+        retrieval = load_component_class("evaluator", "retrieval")
+        evaluator = retrieval(
+            retrieval.Config(
+                on="xtr", directions="forward", metrics=["mrr", "mean_rank"], chunk_size=1,
+                candidate_chunk_size=len(docs), progress=False,
+                extra_candidates={"path": str(extra), "tower": "document"},
+            ),
+            Runtime(),
         )
-        torch.testing.assert_close(via_evaluator, xtr.float(), atol=1e-5, rtol=1e-5)
+        metrics = evaluator.evaluate(model, Examples({"query": queries, "document": docs[:3]}))
+        ranks = 1 + (xtr > xtr.diagonal().unsqueeze(1)).sum(dim=1).double()
+        assert metrics["query->document/mrr"] == pytest.approx(float((1 / ranks).mean()))
+        assert metrics["query->document/mean_rank"] == pytest.approx(float(ranks.mean()))
         model.aligners["xtr"].train()  # k_train: null and every similarity > 0 -> the training scores agree too
         shifted_q = Granularity(q.hidden.abs(), q.mask)
         shifted_d = Granularity(d.hidden.abs(), d.mask)

@@ -12,7 +12,14 @@ from typing import ClassVar
 
 import torch
 from pydantic import Field
-from repmix.sdk import Aligner, Alignment, ComponentConfig, ConfigError, Granularity, Runtime
+from repmix.sdk import (
+    Aligner,
+    Alignment,
+    ComponentConfig,
+    ConfigError,
+    Granularity,
+    Runtime,
+)
 from torch import Tensor, nn
 
 from repmix_dse import CITATION

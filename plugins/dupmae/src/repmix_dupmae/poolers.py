@@ -41,6 +41,7 @@ from repmix.sdk import (
     PoolerConfig,
     Runtime,
 )
+from repmix.sdk.pooling import first_real_token, masked_max
 from torch import Tensor, nn
 
 from repmix_dupmae import CITATION
@@ -58,13 +59,7 @@ def ordinary_token_vector(logits: Tensor, mask: Tensor) -> Tensor:
     ordinary = mask.clone()
     ordinary[rows, first] = False
     ordinary = torch.where(ordinary.any(dim=1, keepdim=True), ordinary, mask)
-    filled = logits.masked_fill(~ordinary.unsqueeze(-1), torch.finfo(logits.dtype).min)
-    return filled.max(dim=1).values
-
-
-def first_real(hidden: Tensor, mask: Tensor) -> Tensor:
-    """The first real position's state ([CLS] for BERT input) of every row."""
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), mask.bool().to(torch.int32).argmax(dim=1)]
+    return masked_max(logits, ordinary)
 
 
 class OrdinaryTokenPooler(Pooler):
@@ -154,7 +149,7 @@ class UnifiedPooler(Pooler):
         """[CLS] ⊕ reduce(e_ot), parts normalised and weighted."""
         tokens = encoded[self.config.source]
         logits = encoded[self.config.vocab_source]
-        cls = first_real(tokens.hidden, tokens.full_mask())
+        cls = first_real_token(tokens.hidden, tokens.full_mask())
         ot = self.reduce(ordinary_token_vector(logits.hidden, logits.full_mask()))
         if self.config.normalize_parts:
             cls, ot = F.normalize(cls, p=2, dim=-1), F.normalize(ot, p=2, dim=-1)

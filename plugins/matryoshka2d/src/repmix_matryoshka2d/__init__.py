@@ -10,7 +10,7 @@ Components (entry points, imported only when a config names them):
 * encoder ``matryoshka2d.early-exit`` (:class:`~repmix_matryoshka2d.encoder.EarlyExitTransformer`):
   a Hugging Face transformer that runs only its first ``exit_layer`` blocks;
 * evaluator ``matryoshka2d.sts-grid`` (:class:`~repmix_matryoshka2d.evaluator.StsGridEvaluator`):
-  STS Spearman for every (layer, dim); ``repmix-matryoshka2d-grid`` draws it as a heat-map.
+  STS Spearman for every (layer, dim); ``repmix matryoshka2d-grid`` draws it as a heat-map.
 """
 
 __version__ = "1.0.0"

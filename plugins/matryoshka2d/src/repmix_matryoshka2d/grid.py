@@ -1,8 +1,11 @@
-"""``repmix-matryoshka2d-grid``: (layer x dim) STS Spearman heat-maps of trained runs or a whole ablation.
+"""``repmix matryoshka2d-grid``: (layer x dim) STS Spearman heat-maps of trained runs or a whole ablation.
 
-    repmix-matryoshka2d-grid runs/ablate-sentence-embeddings -o docs/results/grid [--limit 500]
-    repmix-matryoshka2d-grid runs/my-run another/run -o out/
-    repmix-matryoshka2d-grid -o out/ --from-csv          # redraw from out/grid.csv
+    repmix matryoshka2d-grid runs/ablate-sentence-embeddings -o docs/results/grid [--limit 500]
+    repmix matryoshka2d-grid runs/my-run another/run -o out/
+    repmix matryoshka2d-grid -o out/ --from-csv          # redraw from out/grid.csv
+
+The command is added to ``repmix`` by this plugin's ``repmix_add_commands`` hook
+(:mod:`repmix_matryoshka2d.commands`).
 
 Each argument is a run directory (with ``model/``) or an ablation directory (with
 ``variants/*/model``). Every finished run's saved model is loaded and scored with
@@ -24,7 +27,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from repmix.sdk import InputError
+
 SEED_SUFFIX = re.compile(r"__seed=[^_]+$")
+#: The sub-command of ``repmix`` that runs :func:`run`.
+COMMAND = "matryoshka2d-grid"
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -36,7 +43,7 @@ def find_runs(paths: list[Path]) -> list[Path]:
         elif (p / "variants").is_dir():
             runs += sorted(r for r in (p / "variants").iterdir() if (r / "model").is_dir())
         else:
-            raise SystemExit(f"error: {p} is neither a run directory (with model/) nor an ablation (with variants/)")
+            raise InputError(f"{p} is neither a run directory (with model/) nor an ablation (with variants/)")
     return runs
 
 
@@ -46,17 +53,23 @@ def _evaluation_data(config: dict[str, Any]) -> tuple[dict[str, Any], str | None
     if isinstance(blocks, dict):
         blocks = [blocks]
     if not blocks:
-        raise SystemExit("error: the run's config has no evaluate: block naming the STS data")
+        raise InputError("the run's config has no evaluate: block naming the STS data")
     block = dict(blocks[0])
     data = dict(block.get("data") or config.get("data") or {})
     if not data:
-        raise SystemExit("error: the run's config has no data block for its evaluation")
+        raise InputError("the run's config has no data block for its evaluation")
     return data, block.get("split"), block
 
 
 def score_run(run: Path, layers: list[int] | None, dims: list[int] | None, limit: int | None, batch_size: int) -> dict[str, float]:
     """The grid metrics of one run's saved model."""
-    from repmix.sdk import LocatedConfig, Runtime, build_component, load_config, load_model
+    from repmix.sdk import (
+        LocatedConfig,
+        Runtime,
+        build_component,
+        load_config,
+        load_model,
+    )
 
     from repmix_matryoshka2d.evaluator import StsGridEvaluator
 
@@ -76,7 +89,7 @@ def score_run(run: Path, layers: list[int] | None, dims: list[int] | None, limit
 def read_csv(path: Path) -> dict[str, dict[tuple[int, int], float]]:
     """The per-run cells of a grid.csv written earlier."""
     if not path.is_file():
-        raise SystemExit(f"error: {path} does not exist; score the runs first (without --from-csv)")
+        raise InputError(f"{path} does not exist; score the runs first (without --from-csv)")
     per_run: dict[str, dict[tuple[int, int], float]] = defaultdict(dict)
     with open(path, newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
@@ -170,9 +183,8 @@ def write_outputs(per_run: dict[str, dict[tuple[int, int], float]], out: Path, c
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="repmix-matryoshka2d-grid", description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``repmix matryoshka2d-grid``."""
     parser.add_argument("paths", nargs="*", type=Path, help="run directories or ablation directories")
     parser.add_argument("-o", "--output", type=Path, required=True, help="directory for grid.csv, grid.md, grid.png")
     parser.add_argument("--layers", type=int, nargs="*", default=None, help="hidden-state layers (default 1..N-1)")
@@ -183,28 +195,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--columns", type=int, default=2, help="heat-maps per row of grid.png")
     parser.add_argument("--from-csv", action="store_true",
                         help="redraw grid.md / grid.png from OUTPUT/grid.csv instead of scoring the runs")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score the runs (or read ``grid.csv``) and write the grid; returns the exit status."""
     if args.from_csv:
         for path in write_outputs(read_csv(args.output / "grid.csv"), args.output, args.columns):
             print(f"wrote {path}")
         return 0
     if not args.paths:
-        parser.error("give at least one run or ablation directory (or --from-csv)")
+        raise InputError("give at least one run or ablation directory (or --from-csv)")
     runs = find_runs(args.paths)
     if args.only:
         runs = [r for r in runs if re.search(args.only, r.name)]
     if not runs:
-        print("error: no finished runs found", file=sys.stderr)
-        return 2
+        raise InputError("no finished runs found", hint="a run is finished when it holds model/")
     per_run: dict[str, dict[tuple[int, int], float]] = {}
-    for i, run in enumerate(runs, 1):
-        metrics = score_run(run, args.layers, args.dims, args.limit, args.batch_size)
-        per_run[run.name] = parse_cells(metrics)
-        print(f"[{i}/{len(runs)}] {run.name}: spearman_cosine={metrics['spearman_cosine']:.4f}", flush=True)
+    for i, run_dir in enumerate(runs, 1):
+        metrics = score_run(run_dir, args.layers, args.dims, args.limit, args.batch_size)
+        per_run[run_dir.name] = parse_cells(metrics)
+        print(f"[{i}/{len(runs)}] {run_dir.name}: spearman_cosine={metrics['spearman_cosine']:.4f}", flush=True)
     for path in write_outputs(per_run, args.output, args.columns):
         print(f"wrote {path}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

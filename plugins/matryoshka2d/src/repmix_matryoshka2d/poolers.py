@@ -15,9 +15,9 @@ computed (``layer: -1`` then reads the exit layer).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, Literal
 
-import torch
 import torch.nn.functional as F
 from pydantic import Field
 from repmix.sdk import (
@@ -32,11 +32,24 @@ from repmix.sdk import (
     PoolerConfig,
     Runtime,
 )
+from repmix.sdk.pooling import (
+    first_real_token,
+    last_real_token,
+    masked_max,
+    masked_mean,
+)
 from torch import Tensor
 
 from repmix_matryoshka2d import CITATION
 
 PoolingMode = Literal["mean", "cls", "max", "last-token"]
+#: The SDK's masked pooling function of each mode.
+_POOLING: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "mean": masked_mean,
+    "cls": first_real_token,
+    "max": masked_max,
+    "last-token": last_real_token,
+}
 
 
 def pool_tokens(hidden: Tensor, mask: Tensor, mode: PoolingMode) -> Tensor:
@@ -47,19 +60,7 @@ def pool_tokens(hidden: Tensor, mask: Tensor, mode: PoolingMode) -> Tensor:
     position (correct under left or right padding). Padded positions never
     contribute (``masked_fill``, so even non-finite values there cannot leak in).
     """
-    mask = mask.bool()
-    if mode == "mean":
-        m = mask.unsqueeze(-1)
-        total = hidden.masked_fill(~m, 0).sum(dim=1)
-        return total / m.sum(dim=1).to(hidden.dtype).clamp(min=1e-9)
-    rows = torch.arange(hidden.shape[0], device=hidden.device)
-    if mode == "cls":
-        return hidden[rows, mask.to(torch.int32).argmax(dim=1)]
-    if mode == "max":
-        return hidden.masked_fill(~mask.unsqueeze(-1), torch.finfo(hidden.dtype).min).max(dim=1).values
-    any_real, from_end = mask.flip(1).max(dim=1)
-    out = hidden[rows, hidden.shape[1] - 1 - from_end]
-    return out.masked_fill(~any_real.unsqueeze(-1), 0)
+    return _POOLING[mode](hidden, mask)
 
 
 def shrink(embeddings: Tensor, dim: int | None, normalize: bool = True) -> Tensor:

@@ -42,27 +42,10 @@ from repmix.sdk import (
     PoolerConfig,
     Runtime,
 )
+from repmix.sdk.pooling import first_real_token, last_real_token, masked_mean
 from torch import Tensor, nn
 
 from repmix_mltp import CITATION
-
-
-def last_real(hidden: Tensor, mask: Tensor) -> Tensor:
-    """The state of the last real position of every row ([B, T, D] + bool [B, T] -> [B, D]); zeros for an empty row."""
-    any_real, from_end = mask.flip(1).max(dim=1)
-    out = hidden[torch.arange(hidden.shape[0], device=hidden.device), hidden.shape[1] - 1 - from_end]
-    return out.masked_fill(~any_real.unsqueeze(-1), 0)
-
-
-def first_real(hidden: Tensor, mask: Tensor) -> Tensor:
-    """The state of the first real position of every row (``[CLS]`` for right-padded BERT input)."""
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), mask.to(torch.int32).argmax(dim=1)]
-
-
-def masked_mean(hidden: Tensor, mask: Tensor) -> Tensor:
-    """Mean over real positions (count clamped at 1e-9), as sentence-transformers' ``Pooling(mean)``."""
-    m = mask.unsqueeze(-1)
-    return hidden.masked_fill(~m, 0).sum(dim=1) / m.sum(dim=1).to(hidden.dtype).clamp(min=1e-9)
 
 
 class GEGLU(nn.Module):
@@ -213,7 +196,7 @@ class MultiLayerTrainablePooler(Pooler):
         if encoded.layers is None:
             raise InputError("mltp.multi-layer needs per-layer states, but the encoder returned none")
         mask = encoded[self.config.source].full_mask()
-        pick = last_real if self.config.token == "last" else first_real
+        pick = last_real_token if self.config.token == "last" else first_real_token
         # The pooled layers count from the bottom; an encoder cut short (e.g. re-pooled at a shallower
         # layer by matryoshka2d) gives fewer states, and the layers it lacks are simply absent. A
         # network cut below every pooled layer (only the embedding output left) pools its deepest state.
@@ -275,7 +258,7 @@ class EosPooler(Pooler):
     def forward(self, encoded: Encoded) -> Granularity:
         """The last position whose mask is true (any padding side)."""
         g = encoded[self.config.source]
-        out = last_real(g.hidden, g.full_mask())
+        out = last_real_token(g.hidden, g.full_mask())
         return Granularity(F.normalize(out, p=2, dim=-1) if self.config.normalize else out)
 
 
@@ -303,7 +286,4 @@ __all__ = [
     "LatentResampler",
     "MeanPooler",
     "MultiLayerTrainablePooler",
-    "first_real",
-    "last_real",
-    "masked_mean",
 ]

@@ -34,11 +34,18 @@ from repmix.sdk import (
     InputError,
     Runtime,
 )
-from repmix.sdk.hf import load_hf_config, load_hf_model, model_files, model_input_keys, resolve_model_dir
+from repmix.sdk.hf import (
+    load_hf_config,
+    load_hf_model,
+    model_files,
+    model_input_keys,
+    resolve_model_dir,
+)
 from torch import Tensor, nn
 
 from repmix_moe_embed import CITATION
 from repmix_moe_embed.tokenizer import DOMAIN_KEY
+
 
 class _Routing:
     """The expert index of each example of the batch being encoded (set by :class:`MoETransformer`)."""

@@ -31,8 +31,6 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
-from torch import Tensor, nn
-
 from repmix.sdk import (
     ComponentConfig,
     ConfigError,
@@ -45,6 +43,7 @@ from repmix.sdk import (
     Runtime,
     load_component_class,
 )
+from torch import Tensor
 
 __all__ = ["FrozenCachedConfig", "FrozenCachedEncoder"]
 
@@ -60,6 +59,7 @@ class FrozenCachedConfig(ComponentConfig):
         "float32", description="storage type of cached vectors (float16 halves the memory; outputs are float32)"
     )
     max_items: int = Field(1_000_000, ge=1, description="distinct inputs kept; beyond it the oldest are dropped")
+    chunk: int = Field(32, ge=1, description="rows per forward pass of the wrapped encoder (length-sorted)")
 
 
 def _inner_signature(config: FrozenCachedConfig) -> EncoderSignature:
@@ -148,7 +148,11 @@ class FrozenCachedEncoder(Encoder):
         if not isinstance(batch, Mapping) or "input_ids" not in batch:
             raise InputError("orma.frozen-cached expects a token batch with input_ids (a Hugging Face tokenizer's)")
         keys, mask = self._keys(batch)
-        missing = [i for i, k in enumerate(keys) if k not in self._cache]
+        first_of: dict[bytes, int] = {}
+        for i, k in enumerate(keys):
+            if k not in self._cache:
+                first_of.setdefault(k, i)  # a text twice in one batch is encoded once
+        missing = list(first_of.values())
         self.hits += len(keys) - len(missing)
         if missing:
             self._fill(batch, missing, keys, mask)
@@ -169,20 +173,32 @@ class FrozenCachedEncoder(Encoder):
 
     @torch.no_grad()
     def _fill(self, batch: Mapping[str, Tensor], rows: list[int], keys: list[bytes], mask: Tensor) -> None:
-        index = torch.tensor(rows, device=mask.device)
-        sub = {k: (v.index_select(0, index) if isinstance(v, Tensor) else v) for k, v in batch.items()}
+        """Encode the ``rows`` of ``batch`` in length-sorted chunks trimmed to their own longest row
+        (a random training batch is padded to its longest text; trimming saves most of that work)."""
         self.encoder.eval()
-        encoded = self.encoder(sub, output_layers=False)
-        self.misses += len(rows)
-        for j, i in enumerate(rows):
-            entry: dict[str, Tensor] = {}
-            for g in self._grans:
-                gran = encoded[g]
-                h = gran.hidden[j]
-                if h.dim() == 2:
-                    m = gran.mask[j].bool() if gran.mask is not None else mask[i]
-                    h = h[m]
-                entry[g] = h.detach().to(device="cpu", dtype=self._dtype).clone()
-            if len(self._cache) >= self.config.max_items:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[keys[i]] = entry
+        lengths = mask.sum(dim=1)
+        positions = torch.arange(mask.shape[1], device=mask.device)
+        right_padded = bool(torch.equal(mask, positions.view(1, -1) < lengths.view(-1, 1)))
+        rows = sorted(rows, key=lambda i: -int(lengths[i]))
+        for start in range(0, len(rows), self.config.chunk):
+            chunk = rows[start : start + self.config.chunk]
+            width = max(1, int(lengths[chunk[0]])) if right_padded else mask.shape[1]
+            index = torch.tensor(chunk, device=mask.device)
+            sub = {
+                k: (v.index_select(0, index)[:, :width] if isinstance(v, Tensor) and v.dim() == 2 else v)
+                for k, v in batch.items()
+            }
+            encoded = self.encoder(sub, output_layers=False)
+            self.misses += len(chunk)
+            for j, i in enumerate(chunk):
+                entry: dict[str, Tensor] = {}
+                for g in self._grans:
+                    gran = encoded[g]
+                    h = gran.hidden[j]
+                    if h.dim() == 2:
+                        m = gran.mask[j].bool() if gran.mask is not None else mask[i][:width]
+                        h = h[m]
+                    entry[g] = h.detach().to(device="cpu", dtype=self._dtype).clone()
+                if len(self._cache) >= self.config.max_items:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[keys[i]] = entry

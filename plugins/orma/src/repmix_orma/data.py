@@ -45,8 +45,14 @@ from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
-
-from repmix.sdk import ComponentConfig, Dataset, Examples, InputError, Runtime, did_you_mean
+from repmix.sdk import (
+    ComponentConfig,
+    Dataset,
+    Examples,
+    InputError,
+    Runtime,
+    did_you_mean,
+)
 from repmix.sdk.tables import MAX_NOTED, BadRows, read_table
 
 __all__ = [

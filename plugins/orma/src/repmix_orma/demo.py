@@ -30,7 +30,6 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
-
 from repmix.sdk import ComponentConfig, Dataset, Examples, InputError, Runtime
 
 __all__ = ["SCAFFOLDS", "SUBSTITUENTS", "DemoMolecule", "DemoMoleculesConfig", "DemoMoleculesDataset", "generate"]

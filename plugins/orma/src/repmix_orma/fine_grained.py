@@ -33,9 +33,16 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field
+from repmix.sdk import (
+    Aligner,
+    Alignment,
+    ComponentConfig,
+    Granularity,
+    InputError,
+    Runtime,
+    ShapeReq,
+)
 from torch import Tensor
-
-from repmix.sdk import Aligner, Alignment, ComponentConfig, Granularity, InputError, Runtime, ShapeReq
 
 #: ORMA's LayerNorm (``nn.LayerNorm(emb_dim, elementwise_affine=False)``) uses torch's default eps.
 LAYER_NORM_EPS = 1e-5

@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from pydantic import Field
-
 from repmix.sdk import ComponentConfig, InputError, Runtime, Tokenizer
 
 from repmix_orma.graph import parse_smiles

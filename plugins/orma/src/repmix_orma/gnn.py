@@ -37,8 +37,6 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
-from torch import Tensor, nn
-
 from repmix.sdk import (
     ComponentConfig,
     ConfigError,
@@ -49,6 +47,7 @@ from repmix.sdk import (
     GranularitySpec,
     Runtime,
 )
+from torch import Tensor, nn
 
 from repmix_orma.graph import GraphBatch
 

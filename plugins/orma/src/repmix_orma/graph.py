@@ -60,9 +60,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 from pydantic import Field
-from torch import Tensor
-
 from repmix.sdk import ComponentConfig, ConfigError, InputError, Runtime, Tokenizer
+from torch import Tensor
 
 from repmix_orma.motifs import motif_decomp
 
@@ -213,6 +212,7 @@ class _Prepared:
     kept_atoms: int
     kept_motifs: int
     motif_sizes: np.ndarray  # [m] int64: atoms per motif
+    atom_features: np.ndarray | None = None  # [n, F] float32 when not the graph's own uint8 features (mol2vec)
 
 
 @dataclass
@@ -279,6 +279,14 @@ class MoleculeGraphConfig(ComponentConfig):
     )
     disk_cache: bool = Field(True, description="read and write featurised molecules on disk")
     memory_cache: int = Field(50_000, ge=0, description="featurised molecules kept in memory (LRU)")
+    atom_features: Literal["rdkit", "mol2vec", "both"] = Field(
+        "rdkit",
+        description="atom node features: RDKit one-hot blocks, the mol2vec vector of the atom's Morgan identifier "
+        "(ORMA; needs 'mol2vec'), or both concatenated",
+    )
+    mol2vec: str | None = Field(
+        None, description="mol2vec table (.safetensors from 'repmix orma mol2vec') for atom_features mol2vec/both"
+    )
 
 
 @dataclass
@@ -311,7 +319,21 @@ class MoleculeGraphTokenizer(Tokenizer):
     def __init__(self, config: ComponentConfig, runtime: Runtime) -> None:
         super().__init__(config, runtime)
         c = self.config
-        self.feature_dim = _BASE_DIM + c.morgan_bits
+        self.graph_feature_dim = _BASE_DIM + c.morgan_bits  # the RDKit features stored in the disk cache
+        self.feature_dim = self.graph_feature_dim
+        self.mol2vec_table: Any = None
+        if c.atom_features != "rdkit":
+            if not c.mol2vec:
+                raise ConfigError(
+                    f"atom_features: {c.atom_features} needs the mol2vec table (mol2vec: FILE)",
+                    path="mol2vec",
+                    hint="train one with: repmix orma mol2vec --molecules FILE... -o atoms.safetensors",
+                )
+            from repmix_orma.mol2vec import Mol2VecTable
+
+            self.mol2vec_table = Mol2VecTable.load(Path(c.mol2vec).expanduser())
+            own = self.feature_dim if c.atom_features == "both" else 0
+            self.feature_dim = own + self.mol2vec_table.dim
         self.featuriser_id = self._featuriser_id()
         self.cache_root = (Path(c.cache_dir).expanduser() if c.cache_dir else default_cache_dir()) / self.featuriser_id
         self.stats = CacheStats()
@@ -327,6 +349,22 @@ class MoleculeGraphTokenizer(Tokenizer):
                     found=c.cache_dir,
                     hint="set cache_dir to a writable folder, set $REPMIX_CACHE, or disk_cache: false",
                 ) from None
+
+    def saved_files(self) -> dict[str, Path | list[Path]]:
+        """The mol2vec table travels with a saved model."""
+        return {"mol2vec": Path(self.config.mol2vec).expanduser()} if self.mol2vec_table is not None else {}
+
+    def _with_mol2vec(self, smiles: str, prepared: _Prepared, mol: Any) -> _Prepared:
+        """Attach mol2vec atom features (the RDKit graph cache is shared with ``atom_features: rdkit``)."""
+        if self.mol2vec_table is None:
+            return prepared
+        if mol is None:
+            mol, _ = parse_smiles(smiles)
+        vectors = self.mol2vec_table.atom_vectors(mol).astype(np.float32)
+        if self.config.atom_features == "both":
+            vectors = np.concatenate([prepared.graph.atom_x.astype(np.float32), vectors], axis=1)
+        prepared.atom_features = vectors
+        return prepared
 
     # ----------------------------------------------------------------- identity
     def _featuriser_id(self) -> str:
@@ -373,7 +411,7 @@ class MoleculeGraphTokenizer(Tokenizer):
         chi_index = {h: i for i, h in enumerate(_CHIRALITY)}
         chirality = np.array([chi_index.get(str(a.GetChiralTag()), len(_CHIRALITY)) for a in atoms])
 
-        x = np.zeros((n, self.feature_dim), dtype=np.uint8)
+        x = np.zeros((n, self.graph_feature_dim), dtype=np.uint8)
         rows = np.arange(n)
         offset = 0
         for values, width in (
@@ -421,7 +459,7 @@ class MoleculeGraphTokenizer(Tokenizer):
         path = self.cache_path(smiles)
         try:
             with np.load(path, allow_pickle=False) as stored:
-                return MolGraph.from_arrays(stored, self.feature_dim)
+                return MolGraph.from_arrays(stored, self.graph_feature_dim)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError) as exc:  # damaged file: recompute and overwrite
@@ -496,6 +534,7 @@ class MoleculeGraphTokenizer(Tokenizer):
             self.stats.memory_hits += 1
             return hit, None
         graph = self._load_disk(smiles) if self.config.disk_cache else None
+        mol = None
         if graph is not None:
             self.stats.disk_hits += 1
         else:
@@ -506,7 +545,7 @@ class MoleculeGraphTokenizer(Tokenizer):
             self.stats.featurised += 1
             if self.config.disk_cache:
                 self._store_disk(smiles, graph)
-        prepared = self._prepare(graph)
+        prepared = self._with_mol2vec(smiles, self._prepare(graph), mol)
         self._remember(smiles, prepared)
         return prepared, None
 
@@ -567,7 +606,7 @@ def collate(prepared: Sequence[_Prepared], feature_dim: int, stats: CacheStats |
     node_graph = np.repeat(np.arange(bsz, dtype=np.int64), n_nodes)
 
     x = np.zeros((total, feature_dim), dtype=np.float32)
-    x[level == 0] = np.concatenate([p.graph.atom_x for p in prepared])
+    x[level == 0] = np.concatenate([p.graph.atom_x if p.atom_features is None else p.atom_features for p in prepared])
     # Motif features: mean of member atoms. Members are stored motif by motif, molecules in order,
     # so the rows of one motif are contiguous: a segment sum with reduceat.
     member_counts = np.array([p.graph.motif_atom.shape[0] for p in prepared], dtype=np.int64)

@@ -29,9 +29,16 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from pydantic import Field
+from repmix.sdk import (
+    ComponentConfig,
+    InputError,
+    Loss,
+    LossInputs,
+    LossOutput,
+    Runtime,
+)
 from torch import Tensor, nn
 
-from repmix.sdk import ComponentConfig, InputError, Loss, LossInputs, LossOutput, Runtime
 from repmix_orma.fine_grained import ORMA_CITATION
 
 TEXT2MOL_CITATION = (

@@ -18,8 +18,6 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
-from torch import Tensor, nn
-
 from repmix.sdk import (
     ComponentConfig,
     ConfigError,
@@ -34,6 +32,7 @@ from repmix.sdk import (
     PoolerConfig,
     Runtime,
 )
+from torch import Tensor, nn
 
 __all__ = ["MLPEncoder", "MLPEncoderConfig", "MLPPooler", "MLPPoolerConfig", "build_mlp"]
 

@@ -32,9 +32,17 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
+from repmix.sdk import (
+    Aligner,
+    Alignment,
+    ComponentConfig,
+    Granularity,
+    InputError,
+    Runtime,
+    ShapeReq,
+)
 from torch import Tensor
 
-from repmix.sdk import Aligner, Alignment, ComponentConfig, Granularity, InputError, Runtime, ShapeReq
 from repmix_orma.fine_grained import (
     DEFAULT_CHUNK_ELEMENTS,
     DEFAULT_DETAIL_MAX_ELEMENTS,

@@ -20,9 +20,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pydantic import Field
-from torch import nn
-from torch.nn import functional as F
-
 from repmix.sdk import (
     ComponentConfig,
     ConfigError,
@@ -34,6 +31,8 @@ from repmix.sdk import (
     PoolerConfig,
     Runtime,
 )
+from torch import nn
+from torch.nn import functional as F
 
 __all__ = ["ProjectConfig", "ProjectPooler"]
 

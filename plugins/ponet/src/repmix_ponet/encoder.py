@@ -37,6 +37,7 @@ from repmix.sdk import (
     InputError,
     Runtime,
 )
+from repmix.sdk.pooling import masked_mean
 from torch import Tensor, nn
 
 #: The fill of padded positions before a max (the official code's -1e4).
@@ -69,8 +70,7 @@ class PoNetMixing(nn.Module):
         b, t, _ = q.shape
         qh = q.view(b, t, self.heads, self.head_dim)
         kh = k.view(b, t, self.heads, self.head_dim)
-        m = mask.unsqueeze(-1).unsqueeze(-1).to(q.dtype)  # [B, T, 1, 1]
-        g = (qh * m).sum(dim=1) / m.sum(dim=1).clamp(min=1)  # [B, heads, h]
+        g = masked_mean(qh, mask)  # [B, heads, h]
         logits = torch.einsum("bnh,btnh->bnt", g, kh) / math.sqrt(self.head_dim)
         logits = logits.masked_fill(~mask.unsqueeze(1), float("-inf"))
         attn = torch.nan_to_num(logits.softmax(dim=-1))  # an all-padding row gives zeros

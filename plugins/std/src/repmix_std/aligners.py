@@ -11,9 +11,8 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from torch import Tensor
-
 from repmix.sdk import Aligner, Alignment, ComponentConfig, Granularity, ShapeReq
+from torch import Tensor
 
 #: Score given to a document without any unmasked token (as sentence-transformers' maxsim does):
 #: finite, so losses stay finite, and below every real score.

@@ -28,7 +28,15 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 from repmix.sdk import ComponentConfig, Dataset, Examples, InputError, Runtime
-from repmix.sdk.tables import SUFFIX_FORMATS, BadRows, Row, read_lines, read_table, shown_path, suggestion
+from repmix.sdk.tables import (
+    SUFFIX_FORMATS,
+    BadRows,
+    Row,
+    read_lines,
+    read_table,
+    shown_path,
+    suggestion,
+)
 
 __all__ = [
     "BeirConfig",
@@ -76,7 +84,7 @@ def subset_indices(n: int, limit: int | None, fraction: float | None, seed: int)
     return sorted(int(i) for i in perm[:keep])
 
 
-def holdout_indices(n: int, holdout: int | float, seed: int) -> tuple[list[int], list[int]]:
+def holdout_indices(n: int, holdout: float, seed: int) -> tuple[list[int], list[int]]:
     """(kept, held out) row indices: a seeded permutation's first ``k`` rows are held out.
 
     ``k = holdout`` for an integer, ``ceil(holdout * n)`` for a fraction in (0, 1).
@@ -111,7 +119,7 @@ class FileDatasetConfig(ComponentConfig):
 
     @field_validator("holdout")
     @classmethod
-    def _check_holdout(cls, v: int | float | None) -> int | float | None:
+    def _check_holdout(cls, v: float | None) -> int | float | None:
         if v is None:
             return v
         if isinstance(v, bool) or (isinstance(v, int) and v < 1) or (isinstance(v, float) and not 0.0 < v < 1.0):
@@ -357,7 +365,9 @@ class PairsDataset(_FileDataset):
         columns = {tower: [r.values[col] for r in rows] for tower, col in c.fields.items()}
         targets = [float(r.values[c.target]) for r in rows] if c.target is not None else None
         ids = [str(r.values[c.id]) for r in rows] if c.id is not None else None
-        return Examples(columns, targets, ids, skipped=problems.count + filtered, notes=notes)
+        # where each example came from, so the engine can name file and line of an item no tower accepts
+        extras = {"source_lines": (str(path), [r.line for r in rows])}
+        return Examples(columns, targets, ids, extras, skipped=problems.count + filtered, notes=notes)
 
 
 class StsDataset(PairsDataset):

@@ -29,7 +29,14 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 from repmix.sdk import (
     ComponentConfig,
     ConfigError,
@@ -47,10 +54,10 @@ if TYPE_CHECKING:
     from repmix.sdk import AssembledModel
 
 __all__ = [
-    "BeirEvalConfig",
-    "BeirEvaluator",
     "DEFAULT_IR_METRICS",
     "DEFAULT_RANK_METRICS",
+    "BeirEvalConfig",
+    "BeirEvaluator",
     "ExtraCandidatesFile",
     "RetrievalConfig",
     "RetrievalEvaluator",
@@ -579,21 +586,9 @@ class RetrievalConfig(_ScoringConfig):
 
 def _build_dataset(block: dict[str, Any]) -> Dataset:
     """Instantiate a dataset block outside a config (when the engine did not build it as a nested component)."""
-    from repmix.sdk import LocatedConfig, pydantic_error
-    from repmix.registry.registry import get_registry
+    from repmix.sdk import LocatedConfig, build_component
 
-    name = block.get("type")
-    if not isinstance(name, str):
-        raise ConfigError("extra_candidates: a dataset block needs 'type:'", path="extra_candidates")
-    cls = get_registry().load("dataset", name)
-    params = {k: v for k, v in block.items() if k != "type"}
-    try:
-        config = cls.Config.model_validate(params)
-    except ValidationError as exc:
-        raise pydantic_error(
-            exc, cls.Config, params, LocatedConfig(block), ("extra_candidates",), what=f"dataset {name!r}"
-        ) from None
-    return cls(config, Runtime(path="extra_candidates"))
+    return build_component(LocatedConfig({"extra_candidates": block}), "dataset", block, ("extra_candidates",))
 
 
 @dataclass

@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field, field_validator
-from torch import Tensor
-
+from pydantic import Field, field_validator, model_validator
 from repmix.sdk import (
     ComponentConfig,
     ConfigError,
@@ -37,12 +35,29 @@ from repmix.sdk.hf import (
     resolve_model_dir,
     validate_model_dir,
 )
+from torch import Tensor
 
 _DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
     "bfloat16": torch.bfloat16,
     "float16": torch.float16,
 }
+
+
+#: Model types whose position ids start after the padding index (two positions fewer usable).
+_OFFSET_POSITIONS = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2, "mpnet": 2}
+
+
+def max_positions(model: str) -> int | None:
+    """Tokens the model's position embeddings accept, from its config.json; ``None`` when unknown."""
+    try:
+        hf_config = load_hf_config(model)
+    except ConfigError:
+        return None  # a tokenizer-only folder: the encoder's own checks apply
+    limit = getattr(hf_config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit <= 0:
+        return None
+    return limit - _OFFSET_POSITIONS.get(str(getattr(hf_config, "model_type", "")), 0)
 
 
 class HFTokenizer(Tokenizer):
@@ -76,6 +91,17 @@ class HFTokenizer(Tokenizer):
         @classmethod
         def _check_model(cls, value: str) -> str:
             return validate_model_dir(value)
+
+        @model_validator(mode="after")
+        def _check_max_length(self) -> HFTokenizer.Config:
+            """``max_length`` within the model's position embeddings, at ``repmix check`` (config.json only)."""
+            limit = max_positions(self.model)
+            if limit is not None and self.max_length > limit:
+                raise ValueError(
+                    f"max_length {self.max_length} exceeds the {limit} positions of the model {self.model!r} "
+                    f"(max_position_embeddings in its config.json); set max_length to at most {limit}"
+                )
+            return self
 
     config: Config
 

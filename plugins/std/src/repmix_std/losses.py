@@ -15,9 +15,15 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
+from repmix.sdk import (
+    ComponentConfig,
+    InputError,
+    Loss,
+    LossInputs,
+    LossOutput,
+    Runtime,
+)
 from torch import Tensor, nn
-
-from repmix.sdk import ComponentConfig, InputError, Loss, LossInputs, LossOutput, Runtime
 
 
 def _check_scores(scores: Tensor, name: str) -> int:

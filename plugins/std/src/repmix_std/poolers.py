@@ -13,12 +13,16 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import ClassVar
 
-import torch
 import torch.nn.functional as F
 from pydantic import Field
-from torch import Tensor
-
 from repmix.sdk import Encoded, Granularity, Pooler, PoolerConfig
+from repmix.sdk.pooling import (
+    first_real_token,
+    last_real_token,
+    masked_max,
+    masked_mean,
+)
+from torch import Tensor
 
 _SBERT = (
     "Reimers & Gurevych (2019). Sentence-BERT: Sentence Embeddings using Siamese BERT-Networks. "
@@ -52,10 +56,6 @@ class _MaskedPooler(Pooler):
         return Granularity(out)
 
 
-def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-
-
 class ClsPooler(_MaskedPooler):
     """The first real token's vector (``[CLS]`` for BERT; the first unmasked position under left padding)."""
 
@@ -66,8 +66,7 @@ class ClsPooler(_MaskedPooler):
 
     def pool(self, hidden: Tensor, mask: Tensor) -> Tensor:
         """Gather the first position whose mask is true."""
-        first = mask.to(torch.int32).argmax(dim=1)
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), first]
+        return first_real_token(hidden, mask)
 
 
 class MeanPooler(_MaskedPooler):
@@ -80,11 +79,7 @@ class MeanPooler(_MaskedPooler):
 
     def pool(self, hidden: Tensor, mask: Tensor) -> Tensor:
         """Masked mean, accumulated in float32 for half-precision inputs."""
-        acc = _accumulation_dtype(hidden.dtype)
-        m = mask.unsqueeze(-1)
-        total = hidden.masked_fill(~m, 0).sum(dim=1, dtype=acc)
-        count = m.sum(dim=1, dtype=acc).clamp(min=1e-9)
-        return (total / count).to(hidden.dtype)
+        return masked_mean(hidden, mask)
 
 
 class MaxPooler(_MaskedPooler):
@@ -97,7 +92,7 @@ class MaxPooler(_MaskedPooler):
 
     def pool(self, hidden: Tensor, mask: Tensor) -> Tensor:
         """Masked max; an item without real tokens gets the dtype's minimum."""
-        return hidden.masked_fill(~mask.unsqueeze(-1), torch.finfo(hidden.dtype).min).max(dim=1).values
+        return masked_max(hidden, mask)
 
 
 class LastTokenPooler(_MaskedPooler):
@@ -113,8 +108,4 @@ class LastTokenPooler(_MaskedPooler):
 
     def pool(self, hidden: Tensor, mask: Tensor) -> Tensor:
         """Gather the last position whose mask is true; zeros for an item without real tokens."""
-        length = hidden.shape[1]
-        any_real, from_end = mask.flip(1).max(dim=1)
-        last = length - 1 - from_end
-        out = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-        return out.masked_fill(~any_real.unsqueeze(-1), 0)
+        return last_real_token(hidden, mask)

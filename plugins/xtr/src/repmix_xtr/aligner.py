@@ -26,7 +26,15 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from repmix.sdk import Aligner, Alignment, ComponentConfig, ConfigError, Granularity, Runtime, ShapeReq
+from repmix.sdk import (
+    Aligner,
+    Alignment,
+    ComponentConfig,
+    ConfigError,
+    Granularity,
+    Runtime,
+    ShapeReq,
+)
 from torch import Tensor
 
 #: Score of a document without any real token (as std's maxsim): finite and below every real score.

@@ -1,0 +1,1 @@
+"""Token-level correlation-guided compression for repmix."""
