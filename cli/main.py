@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "repmix.cli.train_cmds",
     "repmix.cli.scaffold_cmd",
     "repmix.cli.ablate_cmds",
+    "repmix.cli.generate_cmd",
     "repmix.integrations.commands",
 )
 

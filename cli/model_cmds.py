@@ -74,6 +74,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         train_config(cfg)
     data = plan_training_data(cfg) if "data" in cfg.data else None
     specs = plan_evaluations(cfg)
+    from repmix.engine.generation import plan_generation
+
+    generation = plan_generation(cfg, plan)
     print(f"{args.config}: OK")
     for name, tower in plan.towers.items():
         if tower.shared_with:
@@ -84,16 +87,21 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  tower {name}: {tower.tokenizer.entry.qualified_name} -> {tower.encoder.entry.qualified_name}"
               + (f" -> {', '.join(p.entry.qualified_name for p in tower.poolers.values())}" if tower.poolers else ""))
         print(f"    granularities: {grans}")
+        if tower.corruptor is not None:
+            print(f"    corruption (training only): {tower.corruptor.entry.qualified_name}")
     for name, a in plan.alignments.items():
         (ta, ga), (tb, gb) = a.between
         print(f"  alignment {name}: {a.component.entry.qualified_name} between {ta}.{ga} and {tb}.{gb}")
     for lp in plan.losses:
-        print(f"  loss {lp.component.entry.qualified_name} on {', '.join(lp.on)} (weight {lp.weight:g})")
+        reads = f"on {', '.join(lp.on)}" if lp.on else "on tower outputs"
+        print(f"  loss {lp.component.entry.qualified_name} {reads} (weight {lp.weight:g})")
     if data is not None:
         print(f"  data {data.entry.qualified_name}")
     for s in specs:
         split = f", split {s.split}" if s.split else ""
         print(f"  evaluate {s.name}: {s.evaluator.entry.qualified_name} on data {s.dataset.entry.qualified_name}{split}")
+    if generation is not None:
+        print(f"  generate: {generation.entry.qualified_name}")
     return 0
 
 

@@ -1117,11 +1117,16 @@ def results_plot(groups: list[GroupStats], metrics: list[str], title: str) -> by
         ax.set_xticklabels(ticks, rotation=30 if rotate else 0, ha="right" if rotate else "center", fontsize=8)
         ax.set_xlim(-0.5, len(groups) - 0.5)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"{title}: mean ± std over seeds (grey: single seeds, orange: best)", fontsize=11)
+    import textwrap
+
+    heading = textwrap.fill(f"{title}: mean ± std over seeds (grey: single seeds, orange: best)",
+                            width=max(40, int(fig_w * 100 / 7.5)))  # wrapped, never cropped at the figure's edge
+    fig.suptitle(heading, fontsize=11)
+    title_h = 0.35 + 0.2 * heading.count("\n")
     height = panel_h * nrows + key_h
     if numbered:
         fig.text(0.01, 0.005, "\n".join(key), fontsize=8, family="monospace", va="bottom", ha="left")
-    fig.tight_layout(rect=(0.0, key_h / height, 1.0, 1.0 - 0.35 / height))
+    fig.tight_layout(rect=(0.0, key_h / height, 1.0, 1.0 - title_h / height))
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()

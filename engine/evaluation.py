@@ -14,7 +14,7 @@ from typing import Any
 
 from repmix.core.assembly import instantiate_component
 from repmix.core.config import LocatedConfig, apply_overrides, dotted, load_config
-from repmix.engine.settings import EvaluationSpec, evaluate_blocks, plan_evaluations
+from repmix.engine.settings import EvaluationSpec, data_runtime, evaluate_blocks, plan_evaluations
 from repmix.engine.runs import (
     CONFIG_FILE,
     EVALUATION_REPORT,
@@ -63,7 +63,7 @@ def run_evaluations(
             key = (spec.dataset.where, spec.split)
             if key not in loaded:
                 bar.set_postfix_str(f"loading {spec.dataset.type_name} {spec.split or ''}".rstrip())
-                dataset = instantiate_component(cfg, spec.dataset)
+                dataset = instantiate_component(cfg, spec.dataset, data_runtime(model))
                 loaded[key] = dataset.load(spec.split)
                 bar.update(1)
                 info = skipped_rows(loaded[key])

@@ -95,7 +95,14 @@ def locked_dir(directory: str | Path, *, what: str = "run directory") -> Iterato
     from repmix.core.artifacts import atomic_write_text
 
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArtifactError(
+            f"cannot write the {what} {str(d)!r}: {exc.strerror or exc}"
+            + (" (a file has that name)" if d.exists() and not d.is_dir() else ""),
+            hint="choose another output directory, or remove what is in the way",
+        ) from None
     key = d.resolve()
     if key in _HELD:
         _HELD[key][1] += 1
@@ -118,6 +125,8 @@ def locked_dir(directory: str | Path, *, what: str = "run directory") -> Iterato
             hint="wait for that process to finish, or use another output directory; "
             "the lock of a process that has ended is released by the system",
         ) from None
+    except OSError as exc:  # a read-only directory cannot hold the lock file
+        raise ArtifactError(f"cannot write the {what} {str(d)!r}: {exc.strerror or exc}") from None
     _HELD[key] = [lock, 1]
     try:
         info = {

@@ -206,3 +206,11 @@ def plan_training_data(cfg: LocatedConfig, registry: Registry | None = None) -> 
             hint="for example: data: {type: pairs, path: data/pairs.tsv}",
         )
     return plan_component(cfg, registry or get_registry(), "dataset", cfg.data["data"], ("data",))
+
+
+def data_runtime(model: Any) -> Any:
+    """The :class:`Runtime` a data block is built with: each tower's tokenizer (``runtime.tokenizers``),
+    for datasets that tokenize (``text-corpus`` packing documents into token blocks)."""
+    from repmix.core.components import Runtime
+
+    return Runtime(tokenizers={name: model.tower(name).tokenizer for name in model.tower_names})

@@ -50,6 +50,7 @@ from repmix.engine.checkpoint import (
 from repmix.engine.settings import (
     EvaluationSpec,
     TrainConfig,
+    data_runtime,
     plan_evaluations,
     plan_training_data,
     train_config,
@@ -275,7 +276,7 @@ class _Trainer:
     # ------------------------------------------------------------------ setup
     def load_training_data(self, model: Any) -> tuple[Examples, list[str]]:
         """The training split and the towers its columns feed."""
-        dataset = instantiate_component(self.cfg, self.data_plan)
+        dataset = instantiate_component(self.cfg, self.data_plan, data_runtime(model))
         started = time.perf_counter()
         if self.progress:
             print(f"loading the training data ({self.data_plan.type_name}) ...", file=sys.stderr, flush=True)
@@ -744,6 +745,8 @@ def train_run(
     train = train_config(cfg)
     plans = (plan_model(cfg), plan_training_data(cfg), plan_evaluations(cfg))
     use_cuda = resolve_device(train)
+    if resume and not run_dir.is_dir():  # before locking, which would create it
+        raise ArtifactError(f"cannot resume {str(run_dir)!r}: no such directory")
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 holds the run directory's lock
         return _train_locked(cfg, run_dir, train, plans, use_cuda, resume=resume, progress=progress, force=force)
     with locked_dir(run_dir, what="run directory"):

@@ -68,8 +68,7 @@ def component_ref(model: AssembledModel, instance: Any) -> ComponentRef:
             return ComponentRef(where, built, plan)
     raise InputError(
         f"the model carries no plan for its {type(instance).__name__} component",
-        hint="build or load the model with repmix.load(CONFIG_OR_SAVED_DIR) so each component's "
-        "configuration is known",
+        hint="build or load the model with repmix.load(CONFIG_OR_SAVED_DIR) so each component's configuration is known",
     )
 
 

@@ -44,8 +44,6 @@ def cmd_export_st(args: argparse.Namespace) -> int:
     out = export_sentence_transformers(
         model, args.output, tower=spec.tower, granularity=spec.granularity, overwrite=args.overwrite
     )
-    extra = " + Normalize" if spec.normalize else ""
-    print(
-        f"exported tower {spec.tower!r} ({spec.granularity}) as Transformer + Pooling({spec.pooling_mode}){extra} to {out}"
-    )
+    modules = f"Transformer + Pooling({spec.pooling_mode})" + (" + Normalize" if spec.normalize else "")
+    print(f"exported tower {spec.tower!r} ({spec.granularity}) as {modules} to {out}")
     return 0

@@ -79,12 +79,18 @@ def plan_export(model: AssembledModel, tower: str | None = None, granularity: st
         )
     tokenizer = component_ref(model, t.tokenizer)
     encoder = component_ref(model, t.encoder)
-    pooler = component_ref(model, t.poolers[gran])
     problems: list[str] = []
     if not tokenizer.is_std("hf-tokenizer"):
         problems.append(f"{tokenizer.describe()}: only std.hf-tokenizer is exported")
     if not encoder.is_std("hf-transformer"):
         problems.append(f"{encoder.describe()}: only std.hf-transformer is exported")
+    if gran not in t.poolers:  # a pooled granularity the encoder writes itself (no std encoder does)
+        problems.append(f"{encoder.describe()}: writes {gran!r} itself; sentence-transformers needs a std pooler")
+        raise InputError(
+            f"tower {tower!r} ({gran}) cannot be exported to sentence-transformers: " + "; ".join(problems),
+            hint="export a granularity written by a std mean/cls/max/last-token pooler",
+        )
+    pooler = component_ref(model, t.poolers[gran])
     if not pooler.is_std(*POOLING_MODES):
         problems.append(
             f"{pooler.describe()}: sentence-transformers pools with {', '.join(f'std.{p}' for p in POOLING_MODES)} only"

@@ -37,7 +37,8 @@ def _torchrun(config: Path, out: Path, *paths: Path) -> subprocess.Popen[str]:
     """Start ``torchrun --nproc_per_node 2 -m repmix train CONFIG -o OUT`` on CPU (gloo)."""
     return subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-         "-m", "repmix", "train", str(config), "-o", str(out), "--no-progress"],
+         "-m", "repmix", "train", str(config), "-o", str(out), "--no-progress",
+         "train.keep_checkpoints_when_finished=true"],  # the test reads the last checkpoint
         env=engine_env(*paths), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 

@@ -61,13 +61,14 @@ def test_same_seed_same_losses_and_metrics(tmp_path: Path) -> None:
 
 def test_run_directory_layout(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    metrics = train_run(toy_config(tmp_path), run, progress=False)
+    keep = ["train.keep_checkpoints_when_finished=true"]  # by default a finished run keeps model/ only
+    metrics = train_run(toy_config(tmp_path, keep), run, progress=False)
     assert is_finished(run)
     for name in ("run.json", "config.yaml", "plugins.lock", "metrics.jsonl", "metrics.json", "report.md",
                  "plots/loss.png", "model/repmix.json", "model/model.safetensors"):
         assert (run / name).is_file(), name
     assert json.loads((run / "metrics.json").read_text()) == metrics
-    assert load_config(run / "config.yaml").data == toy_config(tmp_path).data
+    assert load_config(run / "config.yaml").data == toy_config(tmp_path, keep).data
     assert json.loads((run / "plugins.lock").read_text())["components"]
     assert (run / "plots/loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # two epochs of three steps: checkpoints at the end of each epoch, the last two kept
@@ -181,7 +182,8 @@ def test_gradient_accumulation_matches_a_larger_batch(tmp_path: Path) -> None:
 
 def test_max_steps_stops_early_and_sets_schedule_length(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    train_run(toy_config(tmp_path, ["train.max_steps=4", "train.warmup_ratio=null"]), run, progress=False)
+    train_run(toy_config(tmp_path, ["train.max_steps=4", "train.warmup_ratio=null",
+                                     "train.keep_checkpoints_when_finished=true"]), run, progress=False)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["type"] == "train"]
     assert [r["step"] for r in train] == [1, 2, 3, 4]

@@ -7,24 +7,26 @@ downloaded. ``mteb.mock_run`` runs every text mock task, as MTEB's own
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 mteb = pytest.importorskip("mteb", reason="needs mteb: pip install 'repmix[integrations]'")
 pytest.importorskip("repmix_std", reason="the adapted models are made of repmix-std components")
 
-from mteb.mocks import MockClassificationTask, MockRetrievalTask, MockSTSTask  # noqa: E402
-from mteb.results.task_result import TaskError, TaskResult  # noqa: E402
-from mteb.types import PromptType  # noqa: E402
-from datasets import Dataset  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
+from datasets import Dataset
+from mteb.mocks import MockClassificationTask, MockRetrievalTask, MockSTSTask
+from mteb.results.task_result import TaskError, TaskResult
+from mteb.types import PromptType
+from torch.utils.data import DataLoader
 
-import repmix  # noqa: E402
-from repmix.core.errors import InputError  # noqa: E402
-from repmix.integrations.mteb import MTEBEncoder, load_mteb_encoder  # noqa: E402
+import repmix
+from repmix.core.errors import InputError
+from repmix.integrations.mteb import MTEBEncoder, load_mteb_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["the man is riding a horse", "a dog", "hello world, this is a longer sentence about the city park", "b"]
@@ -80,7 +82,9 @@ def test_queries_documents_and_the_rest_go_to_their_towers(two_tower: Any) -> No
     }
     assert np.abs(expected[PromptType.query] - expected[PromptType.document]).max() > 1e-3  # towers differ
     for prompt_type, want in expected.items():
-        got = encoder.encode(loader(TEXTS), task_metadata=meta, hf_split="test", hf_subset="default", prompt_type=prompt_type)
+        got = encoder.encode(
+            loader(TEXTS), task_metadata=meta, hf_split="test", hf_subset="default", prompt_type=prompt_type
+        )
         assert got.dtype == np.float32 and got.shape == want.shape and got.shape[0] == len(TEXTS)
         np.testing.assert_array_equal(got, want)
 
@@ -93,7 +97,7 @@ def test_towers_default_to_the_models_default_tower(two_tower: Any) -> None:
 
 
 def test_evaluate_retrieval_routes_mteb_queries_and_corpus(two_tower: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In a real ``mteb.evaluate`` of the mock retrieval task, queries reach the query tower, the corpus the document tower."""
+    """A real ``mteb.evaluate`` of the mock retrieval task: queries reach the query tower, the corpus the other."""
     calls: list[tuple[str, list[str]]] = []
     original = two_tower.encode
 
@@ -128,13 +132,18 @@ def test_similarity_follows_the_models_alignment(two_tower: Any) -> None:
     np.testing.assert_allclose(np.asarray(cos.similarity(a, b)), unit_a @ unit_b.T, rtol=1e-6)
     # the dot alignment reads query.sentence and document.sentence: with the documents'
     # "tokens" (max) granularity it is not what the encoder writes, so the default is cosine
-    assert MTEBEncoder(two_tower, document_tower="document", granularity={"document": "tokens"}).similarity_name == "cosine"
+    assert (
+        MTEBEncoder(two_tower, document_tower="document", granularity={"document": "tokens"}).similarity_name
+        == "cosine"
+    )
 
 
 def test_prompts_prefix_inputs_by_prompt_type(two_tower: Any) -> None:
     encoder = MTEBEncoder(two_tower, prompts={"query": "query: ", "document": "passage: "})
     meta = MockRetrievalTask().metadata
-    got = encoder.encode(loader(TEXTS), task_metadata=meta, hf_split="test", hf_subset="default", prompt_type=PromptType.query)
+    got = encoder.encode(
+        loader(TEXTS), task_metadata=meta, hf_split="test", hf_subset="default", prompt_type=PromptType.query
+    )
     np.testing.assert_array_equal(got, two_tower.encode([f"query: {t}" for t in TEXTS], tower="query"))
     plain = encoder.encode(loader(TEXTS), task_metadata=MockSTSTask().metadata, hf_split="test", hf_subset="default")
     np.testing.assert_array_equal(plain, two_tower.encode(TEXTS, tower="query"))
@@ -165,8 +174,22 @@ def test_load_mteb_encoder_from_a_config(tiny_bert_dir: str, tmp_path: Path) -> 
     assert encoder.document_tower == "document" and not encoder.model.training
 
 
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One compute thread for torch and scikit-learn: the mock tasks are tiny, threads only contend."""
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
-def test_mteb_mock_run_passes_every_text_task(two_tower: Any) -> None:
+def test_mteb_mock_run_passes_every_text_task(two_tower: Any, one_thread: None) -> None:
     """MTEB's own model check: every compatible mock task (text: ~28 tasks of every task type) runs."""
     encoder = MTEBEncoder(two_tower, query_tower="query", document_tower="document")
     results = mteb.mock_run(encoder)
@@ -189,8 +212,12 @@ def test_minilm_scores_as_mtebs_own_sentence_transformers_wrapper(minilm_dir: Pa
     meta = MockSTSTask().metadata
     texts = [*TEXTS, "A man is playing a guitar.", "Three children are running in the park on a sunny day."]
     for prompt_type in (PromptType.query, PromptType.document, None):
-        a = ours.encode(loader(texts), task_metadata=meta, hf_split="test", hf_subset="default", prompt_type=prompt_type)
-        b = reference.encode(loader(texts), task_metadata=meta, hf_split="test", hf_subset="default", prompt_type=prompt_type)
+        a = ours.encode(
+            loader(texts), task_metadata=meta, hf_split="test", hf_subset="default", prompt_type=prompt_type
+        )
+        b = reference.encode(
+            loader(texts), task_metadata=meta, hf_split="test", hf_subset="default", prompt_type=prompt_type
+        )
         assert np.abs(a - np.asarray(b)).max() <= 1e-5
     for task in (MockRetrievalTask(), MockClassificationTask()):
         mine = mteb.evaluate(ours, task, cache=None, show_progress_bar=False).task_results[0]

@@ -35,9 +35,9 @@ model:
   alignments:
     similarity: {{type: std.cosine, between: [query.sentence, document.sentence]}}
   losses:
-    - {{type: defsent.defsent, on: similarity, dictionary: {{limit: 12}}, rebuild_every: {rebuild}}}
+    - {{type: defsent.defsent, on: similarity, dictionary: {{limit: 12}}, build_batch_size: 16, rebuild_every: {rebuild}}}
 data: {{type: defsent.definitions, dictionary: {{limit: 12}}}}
-train: {{epochs: 2, batch_size: 4, lr: 1.0e-3, seed: 0, device: cpu}}
+train: {{epochs: 1, batch_size: 4, lr: 1.0e-3, seed: 0, device: cpu, max_steps: 5, log_every: 1}}
 """
 
 
@@ -114,7 +114,7 @@ def test_frozen_entry_matrix_gets_no_gradient(tmp_path: Path, tiny_hf_model_dir:
 
 
 def test_rebuilds_and_reports_isotropy_while_training(tmp_path: Path, tiny_hf_model_dir: str) -> None:
-    config, _ = _model(tmp_path, tiny_hf_model_dir, rebuild="3")
+    config, _ = _model(tmp_path, tiny_hf_model_dir, rebuild="2")
     run = tmp_path / "run"
     assert run_cli(["train", str(config), "-o", str(run), "--no-progress"]) == 0
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]

@@ -56,6 +56,22 @@ CASES = [
         expected_failures={"shapes": NO_MOTIF_ROWS},
     ),
     Case(
+        "tokenizer",
+        "orma.morgan-fingerprint",
+        {"radius": 2, "size": 256},
+        items=MOLECULES,
+        bad_items=["", "C1CC", 3, None],
+        bad_configs=[{"size": 0}, {"radius": -1}, {"counts": "maybe"}],
+    ),
+    Case(
+        "encoder",
+        "orma.mlp",
+        {"hidden": [16], "dim": 8, "dropout": 0.1},
+        tokenizer={"type": "orma.morgan-fingerprint", "size": 64, "counts": True},
+        items=MOLECULES,
+        bad_configs=[{"dim": 0}, {"activation": "swish"}, {"dropout": 1.0}],
+    ),
+    Case(
         "pooler",
         "orma.project",
         {"dim": 12},

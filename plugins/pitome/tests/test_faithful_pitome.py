@@ -19,6 +19,14 @@ from repmix_pitome.encoder import SIZES_KEY, PiToMeBertEncoder
 from repmix_pitome.merge import pitome_merge
 
 
+@pytest.fixture(scope="module")
+def tiny4(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random BERT with exactly 4 layers (hidden 32)."""
+    from repmix.sdk.testing import write_tiny_bert
+
+    return str(write_tiny_bert(tmp_path_factory.mktemp("tiny-bert-4"), layers=4))
+
+
 def naive_merge(x, metric, size, ratio, margin, protect_first=True):  # type: ignore[no-untyped-def]
     """One item (no padding), explicit loops. Returns (x', size', protected original indexes)."""
     n = x.shape[0]
@@ -116,7 +124,8 @@ def test_padding_garbage_is_ignored() -> None:
         assert torch.equal(u, v)
 
 
-def test_encoder_without_merging_equals_bert_model(tiny_bert_dir: str) -> None:
+def test_encoder_without_merging_equals_bert_model(tiny4: str) -> None:
+    tiny_bert_dir = tiny4
     from transformers import AutoTokenizer, BertModel
 
     tok = AutoTokenizer.from_pretrained(tiny_bert_dir)
@@ -140,7 +149,8 @@ def test_encoder_without_merging_equals_bert_model(tiny_bert_dir: str) -> None:
     torch.testing.assert_close(out.extras[SIZES_KEY].sum(1), mask.sum(1).to(torch.float32))  # sizes add up
 
 
-def test_signature_rejects_a_layer_the_model_lacks(tiny_bert_dir: str) -> None:
+def test_signature_rejects_a_layer_the_model_lacks(tiny4: str) -> None:
+    tiny_bert_dir = tiny4
     from repmix.sdk import ConfigError
 
     with pytest.raises(ConfigError, match="has 4 layers"):

@@ -12,7 +12,7 @@ CASES = [
         "encoder",
         "vdr.vdr-transformer",
         {"model": TINY, "shift": 5},
-        tokenizer={"type": "std.hf-tokenizer", "model": TINY},
+        tokenizer={"type": "std.hf-tokenizer", "model": TINY, "max_length": 64},
         items=ITEMS,
         bad_configs=[{"shift": -1}, {"shift": 100000}],
     ),

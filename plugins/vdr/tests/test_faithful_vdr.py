@@ -30,7 +30,7 @@ TOL = 1e-5
 
 def _tower(model_dir: str, shift: int = 5):  # type: ignore[no-untyped-def]
     tok_cls = load_component_class("tokenizer", "std.hf-tokenizer")
-    tokenizer = tok_cls(tok_cls.Config(model=model_dir), Runtime())
+    tokenizer = tok_cls(tok_cls.Config(model=model_dir, max_length=64), Runtime())
     torch.manual_seed(0)
     encoder = VdrTransformer(VdrTransformer.Config(model=model_dir, shift=shift), Runtime(tokenizer=tokenizer)).eval()
     return tokenizer, encoder

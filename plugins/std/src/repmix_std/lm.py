@@ -260,10 +260,13 @@ class LMTokenizer(Tokenizer):
             return tok[2:].encode()
         return tok.replace("▁", " ").encode()
 
-    def _with_specials(self, ids: list[int]) -> list[int]:
+    def _with_specials(self, texts: list[str]) -> list[list[int]]:
+        """Ids of ``texts`` with the tokenizer's special tokens, truncated to ``max_length``."""
         if self.hf is None:
-            return [self.bos_token_id, *ids[: self.max_length - 2], self.eos_token_id]
-        return list(self.hf.build_inputs_with_special_tokens(ids[: self.max_length - self.hf.num_special_tokens_to_add()]))
+            return [[self.bos_token_id, *list(t.encode("utf-8"))[: self.max_length - 2], self.eos_token_id]
+                    for t in texts]
+        out = self.hf(texts, add_special_tokens=True, truncation=True, max_length=self.max_length)
+        return [list(r) for r in out["input_ids"]]
 
     def word_ids(self, ids: Tensor) -> Tensor:
         """Word index of each token of ``ids`` [B, N] (-1 for special tokens)."""
@@ -289,9 +292,11 @@ class LMTokenizer(Tokenizer):
         rows: list[list[int]] = []
         if not items:
             raise InputError("cannot tokenize an empty batch")
+        texts = [item for item in items if isinstance(item, str)]
+        encoded = iter(self._with_specials(texts) if texts else [])
         for i, item in enumerate(items):
             if isinstance(item, str):
-                rows.append(self._with_specials(self.encode_plain(item)))
+                rows.append(next(encoded))
             elif isinstance(item, (list, tuple)) or (hasattr(item, "tolist") and not isinstance(item, str)):
                 row = [int(x) for x in (item.tolist() if hasattr(item, "tolist") else item)]
                 if len(row) > self.max_length:
@@ -490,9 +495,16 @@ class HFLanguageModel(Encoder):
             if config.model is not None and runtime.load_pretrained:
                 import warnings
 
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    self.lm = auto.from_pretrained(str(resolve_model_dir(config.model)), config=hf, dtype=dtype)
+                from transformers.utils import logging as hf_logging
+
+                verbosity = hf_logging.get_verbosity()
+                hf_logging.set_verbosity_error()  # the load report lists the new head as "missing": expected
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        self.lm = auto.from_pretrained(str(resolve_model_dir(config.model)), config=hf, dtype=dtype)
+                finally:
+                    hf_logging.set_verbosity(verbosity)
             else:
                 self.lm = auto.from_config(hf, dtype=dtype)
         except ValueError as exc:
@@ -519,6 +531,10 @@ class HFLanguageModel(Encoder):
             raise ConfigError(f"cannot find the LM head of {type(self.lm).__name__}")
         self.head = heads[0]
         self.num_layers = int(hf.num_hidden_layers) + 1
+        import inspect
+
+        params = inspect.signature(type(self.lm).forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"  # transformers 5.x renamed it
         self._layer_of = {k: i % self.num_layers for k, i in config.granularities.items()}
         self._input_keys = ["input_ids", "attention_mask"] + (
             ["token_type_ids"] if getattr(hf, "type_vocab_size", 0) else [])
@@ -550,9 +566,14 @@ class HFLanguageModel(Encoder):
         """Log-probs [B, T, V] of the token after each of ``ids`` (following ``cache``) and the new KV cache."""
         if not self.causal:
             raise InputError("this model has a masked-LM head, not a causal one: it cannot score or generate left to right")
-        out = self.lm(input_ids=ids, past_key_values=cache, attention_mask=attention_mask, use_cache=True,
-                      return_dict=True)
-        return torch.log_softmax(out.logits.float(), dim=-1), out.past_key_values
+        if attention_mask is None and cache is None:
+            attention_mask = torch.ones_like(ids)
+        out = self.lm(input_ids=ids, attention_mask=attention_mask, use_cache=True, return_dict=True,
+                      **{self._cache_arg: cache})
+        new_cache = getattr(out, "cache", None) if self._cache_arg == "cache" else None
+        if new_cache is None:
+            new_cache = getattr(out, "past_key_values", None)
+        return torch.log_softmax(out.logits.float(), dim=-1), new_cache
 
 
 def is_causal_lm(encoder: Any) -> bool:

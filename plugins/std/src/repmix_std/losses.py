@@ -176,3 +176,44 @@ class MultipleNegativesRankingLoss(Loss):
             "positive_score": float(positives.detach().mean()) / self.config.scale,
         }
         return LossOutput(loss, logs)
+
+
+class CoSENTLoss(Loss):
+    """CoSENT on graded pairs: every pair ranked above every lower-rated pair, as sentence-transformers' ``CoSENTLoss``.
+
+    Reads the targets (``LossInputs.targets``: one gold score per example, the
+    first column when there are several) and the diagonal of the alignment's
+    score matrix, ``s_i = scale * cos(a_i, b_i)``:
+    ``loss = log(1 + sum over (i, j) with t_i > t_j of exp(s_j - s_i))``.
+    Only the order of the gold scores matters, not their values. ``scale=20``
+    assumes cosine scores, as sentence-transformers' default.
+    """
+
+    citation: ClassVar[str] = (
+        "Huang et al. (2024). CoSENT: Consistent Sentence Embedding via Similarity Ranking. "
+        "IEEE/ACM TASLP, doi:10.1109/TASLP.2024.3402087. As sentence-transformers' losses.CoSENTLoss."
+    )
+    needs_targets: ClassVar[bool] = True
+
+    class Config(ComponentConfig):
+        """Options of ``cosent``."""
+
+        scale: float = Field(20.0, gt=0, description="multiplier of the (cosine) pair scores: 1 / temperature")
+
+    config: Config
+
+    def forward(self, inputs: LossInputs) -> LossOutput:
+        """CoSENT over the pair scores (the diagonal) and the targets."""
+        scores = inputs.alignment.scores
+        n = _check_scores(scores, "cosent")
+        if inputs.targets is None:
+            raise InputError("cosent needs one gold score per example (the data's target column)")
+        targets = inputs.targets if inputs.targets.dim() == 1 else inputs.targets[:, 0]
+        if targets.numel() != n:
+            raise InputError(f"cosent got {targets.numel()} targets for {n} pairs")
+        s = scores.diagonal().float() * self.config.scale
+        t = targets.to(s.device).float()
+        diff = s[None, :] - s[:, None]  # diff[i, j] = s_j - s_i
+        ranked = t[:, None] > t[None, :]  # pair i is rated above pair j
+        loss = torch.logsumexp(torch.cat([s.new_zeros(1), diff[ranked]]), dim=0)
+        return LossOutput(loss, {"pair_score": float(scores.diagonal().detach().mean())})

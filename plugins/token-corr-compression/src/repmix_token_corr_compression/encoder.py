@@ -150,6 +150,7 @@ class TokenCorrViT(Encoder):
         min_keep: int = Field(1, ge=1, description="minimum budget (patches kept)")
         merge: bool = Field(True, description="merge dropped patches into their most similar kept patch")
         seed: int = Field(0, description="seed of the random selection in eval mode")
+        projection_dim: int | None = Field(None, ge=1, description="a learned linear map of the outputs to this width")
 
         @model_validator(mode="after")
         def _layers(self) -> TokenCorrViT.Config:
@@ -165,7 +166,7 @@ class TokenCorrViT(Encoder):
 
     @classmethod
     def signature(cls, config: Config) -> EncoderSignature:
-        d = config.hidden_size
+        d = config.projection_dim or config.hidden_size
         return EncoderSignature({"patch": GranularitySpec("sequence", d), "cls": GranularitySpec("pooled", d)})
 
     def __init__(self, config: Config, runtime: Runtime) -> None:
@@ -173,6 +174,7 @@ class TokenCorrViT(Encoder):
         image_size, self.patch_size, channels = _geometry(runtime.tokenizer)
         n = (image_size // self.patch_size) ** 2
         self.vit = PatchViT(channels * self.patch_size**2, n, config.hidden_size, config.layers, config.heads)
+        self.projection = torch.nn.Linear(config.hidden_size, config.projection_dim) if config.projection_dim else torch.nn.Identity()
 
     def _compress(self, x: Tensor, blk: Any, shallow: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         c = self.config
@@ -230,7 +232,7 @@ class TokenCorrViT(Encoder):
                 assert shallow is not None
                 x, mask, extras = self._compress(x, blk, shallow)
             x = blk(x, mask)
-        x = self.vit.norm(x)
+        x = self.projection(self.vit.norm(x))
         if c.selection == "none":
             extras = {"kept": torch.ones(x.shape[0], x.shape[1] - 1, dtype=torch.bool), "kept_count": torch.full((x.shape[0],), x.shape[1] - 1)}
         return Encoded({"patch": Granularity(x[:, 1:], mask[:, 1:]), "cls": Granularity(x[:, 0])}, extras=extras)

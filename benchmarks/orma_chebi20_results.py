@@ -1,0 +1,112 @@
+"""Collect the ChEBI-20 ablation of issue 10 into docs: results.{md,csv,png} and the table in docs/results/orma.md.
+
+    python benchmarks/orma_chebi20_results.py runs/ablate-orma-chebi20 \
+        --baseline runs/fingerprint-chebi20-seed0 runs/fingerprint-chebi20-seed1 \
+        --overrides train.epochs=5 evaluate.0.rerank=20
+
+* writes the ablation's own ``results.csv``, ``results.md`` and ``results.png`` (``repmix ablate``'s
+  writer; variants not run yet are listed as "not started") and copies them to
+  ``docs/results/orma-chebi20-ablation-results.*``;
+* replaces the block between ``<!-- orma-chebi20-issue10:start -->`` and ``:end -->`` in
+  docs/results/orma.md with one row per (run, score): Hits@1/10 and MRR in both directions, and the
+  run's training time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import statistics
+from pathlib import Path
+
+DOC = Path("docs/results/orma.md")
+START, END = "<!-- orma-chebi20-issue10:start -->", "<!-- orma-chebi20-issue10:end -->"
+SCORES = [
+    ("weighted", "ORMA weighted sum"),
+    ("zscore", "z-scored levels"),
+    ("zscore-fallback", "z-scored, motif-less fallback"),
+    ("level:global", "sentence level alone"),
+    ("level:local", "token-atom level (re-ranks top N)"),
+    ("level:mid", "multi-token-motif level (re-ranks top N)"),
+]
+
+
+def pct(metrics: dict[str, float], key: str) -> str:
+    return f"{100 * metrics[key]:.1f}" if key in metrics else "—"
+
+
+def train_minutes(run: Path) -> str:
+    """Training wall time from metrics.jsonl (last 'elapsed'), in minutes."""
+    log = run / "metrics.jsonl"
+    if not log.is_file():
+        return "—"
+    elapsed = [json.loads(line).get("elapsed") for line in log.read_text().splitlines() if line.strip()]
+    elapsed = [e for e in elapsed if isinstance(e, (int, float))]
+    return f"{max(elapsed) / 60:.1f}" if elapsed else "—"
+
+
+def rows_for(label: str, run: Path, prefix: str, scores: list[tuple[str, str]]) -> list[str]:
+    metrics = json.loads((run / "metrics.json").read_text())
+    out = []
+    for key, name in scores:
+        k = f"{prefix}{key}/" if key else prefix
+        if f"{k}text->molecule/hits@1" not in metrics:
+            continue
+        out.append(
+            f"| {label} | {name} | {pct(metrics, k + 'text->molecule/hits@1')} | "
+            f"{pct(metrics, k + 'text->molecule/hits@10')} | {pct(metrics, k + 'text->molecule/mrr')} | "
+            f"{pct(metrics, k + 'molecule->text/hits@1')} | {pct(metrics, k + 'molecule->text/mrr')} | "
+            f"{train_minutes(run)} |"
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("ablation", help="the ablation's output folder")
+    parser.add_argument("--grid", default="plugins/orma/configs/ablate-orma-chebi20.yaml")
+    parser.add_argument("--overrides", nargs="*", default=[], help="the CLI overrides the ablation ran with")
+    parser.add_argument("--baseline", nargs="*", default=[], help="fingerprint-chebi20 run directories")
+    args = parser.parse_args()
+
+    from repmix.engine.ablate import prepare, run_dir_of, write_results
+
+    out = Path(args.ablation)
+    ablation = prepare(args.grid, args.overrides)
+    paths = write_results(ablation, out)
+    for kind, path in paths.items():
+        target = Path("docs/results") / f"orma-chebi20-ablation-{Path(path).name}"
+        shutil.copyfile(path, target)
+        print(f"{kind}: {target}")
+
+    header = (
+        "| run | score | t→m Hits@1 | t→m Hits@10 | t→m MRR | m→t Hits@1 | m→t MRR | training min |\n"
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )
+    lines = [header]
+    base_h1 = []
+    for run in map(Path, args.baseline):
+        if (run / "metrics.json").is_file():
+            lines += rows_for(f"fingerprint baseline ({run.name})", run, "split/", [("", "cosine")])
+            base_h1.append(json.loads((run / "metrics.json").read_text())["split/text->molecule/hits@1"])
+    for v in ablation.variants:
+        run = run_dir_of(out, v)
+        if not (run / "metrics.json").is_file():
+            continue
+        label = re.sub(r"__text=orma\.frozen-cached[^_]*", "__text=frozen", v.name)
+        label = re.sub(r"__text=std\.hf-transformer[^_]*", "__text=fine-tuned", label)
+        lines += rows_for(label, run, "", SCORES)
+    if base_h1:
+        lines.append(f"\nBaseline mean t→m Hits@1 over {len(base_h1)} seed(s): {100 * statistics.mean(base_h1):.1f}")
+    table = "\n".join(lines)
+    text = DOC.read_text(encoding="utf-8")
+    if START in text:
+        text = text[: text.index(START) + len(START)] + "\n" + table + "\n" + text[text.index(END) :]
+        DOC.write_text(text, encoding="utf-8")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""MULTI-LANE patch-token summarisation for repmix."""

@@ -1,0 +1,1 @@
+"""Pixel Linguist: rendered-text sentence representations for repmix."""

@@ -1,0 +1,1 @@
+"""READ: reasoning to attend (similarity maps -> point prompts) for repmix."""

@@ -1,0 +1,1 @@
+"""SEED: discrete causal image tokens for repmix."""
