@@ -170,3 +170,72 @@ def create_plugin(name: str, kind: str, directory: Path) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def add_component(name: str, kind: str, plugin_dir: Path) -> list[Path]:
+    """Add an example ``kind`` component called ``name`` to the existing plugin package at ``plugin_dir``.
+
+    Writes ``src/<package>/<name>.py`` (the example component), its conformance
+    and reference tests (``tests/test_conformance_<name>.py``,
+    ``tests/test_reference_<name>.py``) and registers its entry point in the
+    package's ``pyproject.toml``; reinstall the package (``pip install -e``) for
+    the entry point to be seen.
+
+    Raises:
+        InputError: invalid name or kind, ``plugin_dir`` is not a repmix plugin
+            package with one ``src/<package>``, or a file or entry point of that
+            name exists already (nothing is overwritten).
+    """
+    import tomllib
+
+    plugin_dir = Path(plugin_dir)
+    pyproject = plugin_dir / "pyproject.toml"
+    if not pyproject.is_file():
+        raise InputError(f"{str(plugin_dir)!r} is not a plugin package: it has no pyproject.toml")
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+        project = tomllib.loads(text).get("project", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"cannot read {str(pyproject)!r}: {exc}") from None
+    dist = str(project.get("name", ""))
+    packages = sorted(p.parent.name for p in (plugin_dir / "src").glob("*/__init__.py"))
+    if not dist.startswith("repmix-") or len(packages) != 1:
+        raise InputError(
+            f"{str(plugin_dir)!r} is not a repmix plugin package made like `repmix new-plugin` makes them",
+            hint="expected project.name 'repmix-<plugin>' and exactly one src/<package>/__init__.py",
+        )
+    values = template_values(validate_name(name), validate_kind(kind))
+    group = values["group"]
+    existing = project.get("entry-points", {}).get(group, {})
+    if name in existing:
+        raise InputError(f"{dist} already registers a {kind} called {name!r} (nothing was overwritten)")
+    module = name.replace("-", "_")
+    values.update(plugin=dist.removeprefix("repmix-"), dist=dist, package=packages[0], module=module)
+    values["usage"] = _template(f"usage_{kind}.yaml.tmpl").substitute(values).rstrip("\n")
+    files = {
+        f"src/{values['package']}/{module}.py": _template(f"component_{kind}.py.tmpl").substitute(values),
+        f"tests/test_conformance_{module}.py": _template(f"conformance_{kind}.py.tmpl").substitute(values),
+        f"tests/test_reference_{module}.py": _template(f"reference_{kind}.py.tmpl").substitute(values),
+    }
+    clashes = [rel for rel in files if (plugin_dir / rel).exists()]
+    if clashes:
+        raise InputError(f"{', '.join(clashes)} already exist in {str(plugin_dir)!r} (nothing was overwritten)")
+    line = f'{name} = "{values["package"]}.{module}:{values["class_name"]}"'
+    header = f'[project.entry-points."{group}"]'
+    if header in text:
+        text = text.replace(header, f"{header}\n{line}", 1)
+    else:
+        text = text.rstrip("\n") + f"\n\n{header}\n{line}\n"
+    written: list[Path] = []
+    try:
+        for rel, content in files.items():
+            path = plugin_dir / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+            written.append(path)
+        pyproject.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise InputError(f"cannot write into {str(plugin_dir)!r}: {exc}") from None
+    return written

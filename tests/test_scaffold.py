@@ -16,7 +16,7 @@ import pytest
 
 from repmix.core.errors import InputError
 from repmix.sdk.conformance import ByteTokenizer, Case, check_component
-from repmix.sdk.scaffold import SCAFFOLD_GROUPS, create_plugin, render_files, template_values
+from repmix.sdk.scaffold import SCAFFOLD_GROUPS, add_component, create_plugin, render_files, template_values
 
 KINDS = list(SCAFFOLD_GROUPS)
 
@@ -101,6 +101,29 @@ def test_refuses_a_file_as_directory(tmp_path: Path) -> None:
         create_plugin("x", "loss", target)
 
 
+def test_add_component_to_an_existing_package(tmp_path: Path) -> None:
+    root = create_plugin("two-parts", "pooler", tmp_path)
+    written = add_component("two-parts-loss", "loss", root)
+    assert sorted(p.relative_to(root).as_posix() for p in written) == [
+        "src/repmix_two_parts/two_parts_loss.py",
+        "tests/test_conformance_two_parts_loss.py",
+        "tests/test_reference_two_parts_loss.py",
+    ]
+    eps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["entry-points"]
+    assert eps["repmix.poolers"] == {"two-parts": "repmix_two_parts.pooler:TwoPartsPooler"}
+    assert eps["repmix.losses"] == {"two-parts-loss": "repmix_two_parts.two_parts_loss:TwoPartsLoss"}
+    add_component("two-parts-other", "loss", root)  # a second entry in an existing group table
+    eps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["entry-points"]
+    assert set(eps["repmix.losses"]) == {"two-parts-loss", "two-parts-other"}
+    module = load_module(root / "src" / "repmix_two_parts" / "two_parts_loss.py", "_scaffold_two_parts_loss")
+    report = check_component(Case("loss", module.TwoPartsLoss, bad_configs=[{"temperature": 0}]))
+    assert all(v == "passed" or v.startswith("skipped: ") for v in report.values())
+    with pytest.raises(InputError, match="already registers a loss called 'two-parts-loss'"):
+        add_component("two-parts-loss", "loss", root)
+    with pytest.raises(InputError, match="not a plugin package"):
+        add_component("x", "loss", tmp_path / "nowhere")
+
+
 def test_render_files_writes_nothing(tmp_path: Path) -> None:
     files = render_files("only-render", "aligner")
     assert "src/repmix_only_render/aligner.py" in files
@@ -132,6 +155,7 @@ def installed_plugins(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, d
     """One plugin of each kind, installed into a fresh venv layered on this one."""
     tmp = tmp_path_factory.mktemp("scaffold")
     plugins = {kind: create_plugin(f"scaffold-{kind}", kind, tmp / "plugins") for kind in KINDS}
+    add_component("scaffold-extra-loss", "loss", plugins["pooler"])  # a second component in one package
     venv = tmp / "venv"
     subprocess.run(
         [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
@@ -178,6 +202,7 @@ def test_generated_plugins_pass_their_own_tests_when_installed(
     for kind in KINDS:
         assert f"test_conformance[{kind}-scaffold-{kind}-shapes] PASSED" in result.stdout
         assert f"test_conformance[{kind}-scaffold-{kind}-bad_config] PASSED" in result.stdout
+    assert "test_conformance[loss-scaffold-extra-loss-shapes] PASSED" in result.stdout
     assert "FAILED" not in result.stdout and "ERROR" not in result.stdout
 
 

@@ -660,9 +660,11 @@ class MaskedLMLoss(Loss):
         n = int(sel.sum())
         if n == 0:  # nothing masked in this batch: a zero loss that keeps the graph
             return LossOutput(logits.sum() * 0.0, {"targets": 0.0})
-        flat_l = logits.reshape(-1, logits.shape[-1])[sel].float()
-        value = F.cross_entropy(flat_l, flat_t[sel])
-        acc = float((flat_l.argmax(-1) == flat_t[sel]).float().mean())
+        flat_l = logits.reshape(-1, logits.shape[-1])
+        # as BertForMaskedLM: cross-entropy over every position, ignore_index -100 (no copy of the logits)
+        value = F.cross_entropy(flat_l.float(), flat_t, ignore_index=IGNORE_INDEX)
+        with torch.no_grad():
+            acc = float((flat_l[sel].argmax(-1) == flat_t[sel]).float().mean())
         return LossOutput(value, {"accuracy": acc, "targets": float(n)})
 
 
@@ -696,10 +698,10 @@ class CausalLMLoss(Loss):
         logits = enc[self.config.logits].hidden
         ids_g = enc[self.config.ids]
         labels = ids_g.hidden.masked_fill(~ids_g.full_mask(), IGNORE_INDEX)
-        shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
-        shift_labels = labels[:, 1:].reshape(-1)
-        sel = shift_labels != IGNORE_INDEX
-        if not bool(sel.any()):
+        # as transformers' ForCausalLMLoss: shift the labels (pad the last with -100), not the logits
+        shift_labels = F.pad(labels, (0, 1), value=IGNORE_INDEX)[:, 1:].reshape(-1)
+        n = int((shift_labels != IGNORE_INDEX).sum())
+        if n == 0:
             return LossOutput(logits.sum() * 0.0, {"targets": 0.0})
-        value = F.cross_entropy(shift_logits[sel], shift_labels[sel])
-        return LossOutput(value, {"targets": float(sel.sum())})
+        value = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), shift_labels, ignore_index=IGNORE_INDEX)
+        return LossOutput(value, {"targets": float(n)})
