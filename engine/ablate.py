@@ -123,6 +123,8 @@ class AblationSpec:
     labels: dict[str, str]
     headline: str | None
     source: LocatedConfig
+    #: Varied key -> a short name per value, in the order of its values (``labels: {key: {values: [...]}}``).
+    value_labels: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def keys(self) -> list[str]:
@@ -262,11 +264,33 @@ def load_grid(path: str | Path) -> AblationSpec:
     if not isinstance(labels_raw, dict):
         raise src.error("'labels' must map varied keys to short labels", ("labels",), found=labels_raw)
     labels: dict[str, str] = {}
+    value_labels: dict[str, list[str]] = {}
+    count_of = {k: len(axis.values) for axis in axes for k in axis.keys}
     for key, label in labels_raw.items():
         lpath: PathKey = ("labels", key)
         if key not in seen:
             raise src.error(f"'labels' names {key!r}, which is not varied by grid: or zip:", lpath,
                             found=key, allowed=list(seen))
+        if isinstance(label, dict):
+            unknown = [k for k in label if k not in ("label", "values")]
+            if unknown:
+                raise src.error(f"unknown key {unknown[0]!r} in a label block", lpath + (unknown[0],),
+                                found=unknown[0], allowed=["label", "values"])
+            names = label.get("values")
+            if names is not None:
+                if not isinstance(names, list) or len(names) != count_of[key]:
+                    raise src.error(f"'values' must list one short name for each of the {count_of[key]} values "
+                                    f"of {key!r}", lpath + ("values",), found=names)
+                for i, n in enumerate(names):
+                    if not isinstance(n, str) or not _LABEL.match(n):
+                        raise src.error("a value name must be letters, digits, '.', '_', '+' or '-'",
+                                        lpath + ("values", i), found=n)
+                if len(set(names)) != len(names):
+                    raise src.error("two values have the same name", lpath + ("values",), found=names)
+                value_labels[key] = list(names)
+            label = label.get("label")
+            if label is None:
+                continue
         if not isinstance(label, str) or not _LABEL.match(label):
             raise src.error("a label must be letters, digits, '.', '_', '+' or '-'", lpath, found=label)
         if label in labels.values():
@@ -281,7 +305,7 @@ def load_grid(path: str | Path) -> AblationSpec:
     headline = data.get("headline")
     if headline is not None and (not isinstance(headline, str) or not headline):
         raise src.error("'headline' must be a metric name", ("headline",), found=headline)
-    return AblationSpec(p, base, name, axes, seeds, labels, headline, src)
+    return AblationSpec(p, base, name, axes, seeds, labels, headline, src, value_labels)
 
 
 # --------------------------------------------------------------------------- names
@@ -446,14 +470,20 @@ def expand(spec: AblationSpec, base_seed: int = 0, labels: dict[str, str] | None
     labels = labels or key_labels(spec.keys, spec.labels)
     seeds = spec.seeds if spec.seeds is not None else [base_seed]
     combos: list[dict[str, Any]] = []
+    shown: list[dict[str, str]] = []
     for positions in itertools.product(*(range(len(a.values)) for a in spec.axes)):
         settings: dict[str, Any] = {}
+        texts: dict[str, str] = {}
         for axis, pos in zip(spec.axes, positions, strict=True):
             settings.update(zip(axis.keys, axis.values[pos], strict=True))
+            for key, value in zip(axis.keys, axis.values[pos], strict=True):
+                named = spec.value_labels.get(key)
+                texts[key] = named[pos] if named else value_text(value)
         combos.append(settings)
+        shown.append(texts)
     names = []
-    for settings in combos:
-        parts = [f"{labels[k]}={value_text(v)}" for k, v in settings.items()]
+    for texts in shown:
+        parts = [f"{labels[k]}={text}" for k, text in texts.items()]
         names.append("__".join(parts) if parts else "base")
     counts: dict[str, int] = {}
     for n in names:

@@ -177,6 +177,35 @@ def test_seeds_only_grid_and_default_seed(tmp_path: Path) -> None:
     assert all(not any(o.startswith("train.seed=") for o in v.overrides) for v in variants)
 
 
+def test_labels_name_values_as_well_as_keys(tmp_path: Path) -> None:
+    """A whole block as a value reads badly in a name and a plot: labels can name each value."""
+    grid = grid_file(tmp_path, f"""\
+        grid:
+          {POOLER}: [{{type: toy-mean, normalize: true}}, {{type: layer-mean, layer: 0}}]
+        zip:
+          train.lr: [1.0e-3, 5.0e-5]
+          train.batch_size: [8, 16]
+        labels:
+          {POOLER}: {{label: pool, values: [mean, first-layer]}}
+          train.lr: {{values: [fast, slow]}}
+        """)
+    variants = ab.expand(ab.load_grid(grid))
+    assert [v.group for v in variants] == [
+        "pool=mean__lr=fast__batch_size=8", "pool=mean__lr=slow__batch_size=16",
+        "pool=first-layer__lr=fast__batch_size=8", "pool=first-layer__lr=slow__batch_size=16",
+    ]
+    assert variants[2].settings[POOLER] == {"type": "layer-mean", "layer": 0}  # names only; values unchanged
+    for bad, message in (
+        ("{values: [only-one]}", "one short name for each of the 2 values"),
+        ("{values: [a, a]}", "two values have the same name"),
+        ("{values: [a, 'b c']}", "a value name must be"),
+        ("{names: [a, b]}", "unknown key 'names'"),
+    ):
+        (tmp_path / "bad.yaml").write_text(f"grid:\n  {POOLER}: [toy-mean, layer-mean]\nlabels:\n  {POOLER}: {bad}\n")
+        with pytest.raises(ConfigError, match=message):
+            ab.load_grid(tmp_path / "bad.yaml")
+
+
 def test_labels_and_value_text() -> None:
     assert ab.default_label("model.towers.text.poolers.sentence.type") == "pooler"
     assert ab.default_label("model.towers.text.poolers.sentence") == "pooler"
