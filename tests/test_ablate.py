@@ -201,9 +201,9 @@ def test_labels_name_values_as_well_as_keys(tmp_path: Path) -> None:
         ("{values: [a, 'b c']}", "a value name must be"),
         ("{names: [a, b]}", "unknown key 'names'"),
     ):
-        (tmp_path / "bad.yaml").write_text(f"grid:\n  {POOLER}: [toy-mean, layer-mean]\nlabels:\n  {POOLER}: {bad}\n")
+        bad_grid = grid_file(tmp_path, f"grid:\n  {POOLER}: [toy-mean, layer-mean]\nlabels:\n  {POOLER}: {bad}\n")
         with pytest.raises(ConfigError, match=message):
-            ab.load_grid(tmp_path / "bad.yaml")
+            ab.load_grid(bad_grid)
 
 
 def test_labels_and_value_text() -> None:
