@@ -934,6 +934,11 @@ def _shapes_tokenizer(h: _Harness) -> None:
                 _fail(f"batch[{key!r}] has shape {tuple(t.shape)}: a mapping batch must be batch-first ({len(items)} items)")
 
 
+def _is_ids(g: Granularity) -> bool:
+    """An ids granularity: integer ``[B, N]`` ids with a mask (``GranularitySpec.values == "ids"``)."""
+    return g.hidden.dim() == 2 and g.mask is not None and not g.hidden.is_floating_point()
+
+
 def _check_encoded(out: Any, batch_size: int, what: str) -> None:
     if not isinstance(out, Encoded):
         _fail(f"{what} returned {type(out).__name__}, expected Encoded")
@@ -942,6 +947,12 @@ def _check_encoded(out: Any, batch_size: int, what: str) -> None:
     for name, g in out.granularities.items():
         if not isinstance(g, Granularity):
             _fail(f"granularity {name!r} is a {type(g).__name__}, expected Granularity")
+        if _is_ids(g):  # [B, N] integer ids with a bool mask (token ids, LM targets)
+            if g.mask is None or g.mask.dtype != torch.bool or tuple(g.mask.shape) != tuple(g.hidden.shape):
+                _fail(f"ids granularity {name!r} needs a bool mask of its shape {tuple(g.hidden.shape)}")
+            if g.hidden.shape[0] != batch_size:
+                _fail(f"granularity {name!r} has batch size {g.hidden.shape[0]}, expected {batch_size}")
+            continue
         _finite(g.hidden, f"granularity {name!r}")
         if g.hidden.dim() == 3:
             b, n, _ = g.hidden.shape
@@ -1170,7 +1181,7 @@ def check_padding_invariance(h: _Harness) -> None:
             alone = h.run(component, adapter.batch(h, [item]))
             for name, g in full.granularities.items():
                 ga = alone[name]
-                if g.hidden.dim() == 2:
+                if g.hidden.dim() == 2 and not _is_ids(g):
                     h.same(g.hidden[i], ga.hidden[0], f"item {i} alone vs in a batch, {name!r}")
                     continue
                 m, ma = g.full_mask()[i], ga.full_mask()[0]
@@ -1243,6 +1254,8 @@ def check_gradients(h: _Harness) -> None:
     elif h.case.kind == "encoder":
         value = torch.zeros(())
         for g in out.granularities.values():
+            if _is_ids(g):
+                continue  # integer ids carry no gradient
             hidden = g.hidden if g.mask is None else g.hidden * g.full_mask().unsqueeze(-1)
             value = value + (hidden * _projection(gen, hidden)).sum()
     else:

@@ -26,6 +26,6 @@ def load_run(run: str | Path, overrides: list[str] | None = None):  # type: igno
     run = Path(run)
     if not overrides:
         return repmix.load(run / "model")
-    model = repmix.load(run / "model" / "config.yaml", overrides)
+    model = repmix.load(run / "config.yaml", overrides)  # the run's resolved config (paths as trained)
     load_model(model, str(run / "model" / "model.safetensors"), strict=True)
     return model.eval()

@@ -1,6 +1,6 @@
 """Pixel Linguist vs all-MiniLM-L6-v2 on STS-B dev under the same character noise.
 
-    repmix train plugins/pixel-linguist/configs/stsb-pixel.yaml -o runs/vision/stsb-pixel train.max_steps=100
+    repmix train plugins/pixel-linguist/configs/stsb-pixel.yaml -o runs/vision/stsb-pixel train.max_steps=80
     python benchmarks/vision/pixel_typos.py runs/vision/stsb-pixel [PAIRS]
 For k = 0..3 seeded character typos per sentence (substitute/delete/insert/swap, both sentences):
 Spearman of cosine vs gold, and the mean cosine between a sentence and its 1-typo copy.
@@ -44,7 +44,10 @@ def main(run: str = "runs/vision/stsb-pixel", pairs: str = "800") -> None:
     cfg = Path("runs/vision/minilm-sts.yaml")
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text(MINILM)
-    models = {"pixel-linguist (100 steps, CPU)": (repmix.load(Path(run) / "model"), "query"),
+    import yaml
+
+    steps = (yaml.safe_load((Path(run) / "config.yaml").read_text()).get("train") or {}).get("max_steps")
+    models = {f"pixel-linguist ({steps} steps, CPU)": (repmix.load(Path(run) / "model"), "query"),
               "all-MiniLM-L6-v2": (repmix.load(cfg), "text")}
     rows = []
     for name, (model, tower) in models.items():

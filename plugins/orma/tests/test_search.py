@@ -39,7 +39,7 @@ def tiny_model(bert: str, seed: int = 0, second: bool = True):  # noqa: ANN201 -
         },
     }
     alignments = {"global": {"type": "std.cosine", "between": ["text.head", "molecule.molecule"]}}
-    losses = [{"type": "std.info-nce", "on": "global"}]
+    losses = [{"type": "std.info-nce", "on": "global", "learnable_temperature": True}]  # a 0-d parameter
     if second:
         alignments["extra"] = {"type": "std.dot", "between": ["text.head", "molecule.molecule2"]}
         losses.append({"type": "std.info-nce", "on": "extra", "weight": 0.5})

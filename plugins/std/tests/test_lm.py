@@ -495,3 +495,49 @@ def test_decoding_strategies_conform(name: str, config: dict[str, Any]) -> None:
     from repmix.sdk.conformance_lm import check_decoding
 
     check_decoding(name, config)
+
+
+def test_writing_a_plugin_examples_run_and_conform() -> None:
+    """The masking scheme and decoding strategy of docs/writing-a-plugin.md §6 work as written."""
+    import re
+
+    from repmix.sdk.conformance_lm import check_corruptor, check_decoding
+
+    doc = Path(__file__).resolve().parents[3] / "docs" / "writing-a-plugin.md"
+    if not doc.is_file():
+        pytest.skip("docs/writing-a-plugin.md is not in this checkout")
+    section = doc.read_text(encoding="utf-8").split("## 6. A new masking scheme or decoding strategy", 1)[1]
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", section, flags=re.S) if "class " in b]
+    namespace: dict[str, Any] = {}
+    for block in blocks:
+        exec(compile(block, str(doc), "exec"), namespace)  # noqa: S102 - our own documentation
+    check_corruptor(namespace["TrigramMasking"], {"rate": 0.3})
+    check_decoding(namespace["TopK"], {"k": 5})
+
+
+# the main conformance kit over the LM tokenizer and encoder (masked and causal heads)
+from repmix.sdk.conformance import Case, conformance_cases  # noqa: E402
+
+LM_TEXTS = ["hello world", "a considerably longer sentence about molecules and words", "x", "mid length text"]
+BYTES = {"type": "lm-tokenizer", "algorithm": "bytes", "max_length": 64}
+LM_CASES = [
+    Case("tokenizer", "lm-tokenizer", {"algorithm": "bytes", "max_length": 64}, items=LM_TEXTS, bad_items=[3.5, None],
+         bad_configs=[{"max_length": 1}, {"algorithm": "bpe"}, {"algorithm": "pretrained"}], id="tokenizer-lm-bytes"),
+    Case("encoder", "hf-lm", {"architecture": {"model_type": "gpt2", "n_layer": 2, "n_embd": 16, "n_head": 2,
+                                               "n_positions": 64}},
+         tokenizer=BYTES, items=LM_TEXTS, bad_configs=[{"architecture": None}, {"granularities": {"logits": -1}}],
+         expected_failures={"config_roundtrip": "hf-lm has no default model: model or architecture is required"},
+         id="encoder-hf-lm-gpt2"),
+    Case("encoder", "hf-lm", {"architecture": {"model_type": "bert", "num_hidden_layers": 2, "hidden_size": 16,
+                                               "num_attention_heads": 2, "intermediate_size": 32,
+                                               "max_position_embeddings": 64}, "tie_embeddings": False},
+         tokenizer=BYTES, items=LM_TEXTS, id="encoder-hf-lm-bert-free-head",
+         expected_failures={"config_roundtrip": "hf-lm has no default model: model or architecture is required",
+                            "gradients": "transformers' BertForMaskedLM with tie_word_embeddings=False leaves "
+                            "cls.predictions.bias unused (decoder.bias is no longer tied to it)"}),
+]
+
+
+@conformance_cases(LM_CASES)
+def test_lm_conformance(case: Case, check) -> None:  # type: ignore[no-untyped-def]
+    check(case)

@@ -198,8 +198,8 @@ def draw_explanation(exp: Explanation, out: str | Path, size: tuple[int, int] = 
     ax_txt.axis("off")
     step = min(0.05, 0.96 / max(1, len(lines)))
     for i, (line, color) in enumerate(lines):
-        ax_txt.text(0.0, 0.98 - i * step, line[:90], color=color, fontsize=8 if step < 0.03 else 10,
-                    va="top", family="monospace")
+        ax_txt.text(0.0, 0.98 - i * step, line if len(line) <= 70 else line[:67] + "...", color=color,
+                    fontsize=8 if step < 0.03 else 10, va="top", family="monospace")
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, format="png")

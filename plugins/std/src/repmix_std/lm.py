@@ -89,7 +89,7 @@ class LMTokenizer(Tokenizer):
         """Options of ``lm-tokenizer``."""
 
         algorithm: Literal["bpe", "byte-bpe", "unigram", "wordpiece", "bytes", "pretrained"] = Field(
-            "bpe",
+            "bytes",
             description="bpe / unigram (whitespace kept as '▁', lossless), byte-bpe (GPT-2 style, lossless), "
             "wordpiece (BERT style, lowercase optional), bytes (UTF-8 bytes, no training), or pretrained (model:)",
         )

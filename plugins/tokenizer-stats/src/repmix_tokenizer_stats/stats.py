@@ -64,7 +64,10 @@ def token_ids(tokenizer: Any, texts: Sequence[str]) -> Counts:
     token_bytes = getattr(tokenizer, "token_bytes", None)
     if callable(token_bytes):
         seen = {i for row in ids for i in row}
-        single = {i for i in seen if len(token_bytes(i)) == 1}
+        try:
+            single = {i for i in seen if len(token_bytes(i)) == 1}
+        except Exception:  # noqa: BLE001 - a tokenizer's broken token_bytes only costs this statistic
+            single = set()
     return Counts(ids, unk, single, source, truncated)
 
 
