@@ -217,6 +217,10 @@ def add_component(name: str, kind: str, plugin_dir: Path) -> list[Path]:
         f"tests/test_conformance_{module}.py": _template(f"conformance_{kind}.py.tmpl").substitute(values),
         f"tests/test_reference_{module}.py": _template(f"reference_{kind}.py.tmpl").substitute(values),
     }
+    # The tests import the class from its module: the package's __init__ exports its first component only.
+    package_import = f"from {values['package']} import {values['class_name']}"
+    module_import = f"from {values['package']}.{module} import {values['class_name']}"
+    files = {rel: content.replace(package_import, module_import) for rel, content in files.items()}
     clashes = [rel for rel in files if (plugin_dir / rel).exists()]
     if clashes:
         raise InputError(f"{', '.join(clashes)} already exist in {str(plugin_dir)!r} (nothing was overwritten)")

@@ -36,5 +36,8 @@ def test_plugin_packaging(path) -> None:  # type: ignore[no-untyped-def]
     assert (path.parent / "README.md").exists()
     assert (REPO / "docs" / "plugins" / f"{path.parent.name}.md").exists()
     tests = list((path.parent / "tests").glob("test_*.py"))
-    assert any("conformance" in t.name for t in tests), "no conformance test"
+    # The conformance kit covers the model component kinds; a plugin of datasets/evaluators only has none to run.
+    kit_groups = {"repmix.tokenizers", "repmix.encoders", "repmix.poolers", "repmix.aligners", "repmix.losses"}
+    if kit_groups & set(entry_points(path)):
+        assert any("conformance" in t.name for t in tests), "no conformance test"
     assert any("faithful" in t.read_text().lower() or "reference" in t.read_text().lower() for t in tests)
