@@ -34,7 +34,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import repmix.sdk as rx
-
     from repmix_orma.search import MoleculeIndex, build_index
 
     cfg = rx.LocatedConfig({})
@@ -54,7 +53,7 @@ def main() -> None:
         # first stage: every query against the whole pool (exact), ranks of the gold molecule
         t0 = time.perf_counter()
         vecs = index.encode_queries(queries)
-        scores, order = index.index.search(vecs, index.index.ntotal)
+        _, order = index.index.search(vecs, index.index.ntotal)
         results["encode_and_search_all_seconds"] = round(time.perf_counter() - t0, 3)
         first_rank = np.array([int(np.flatnonzero(order[i] == i)[0]) + 1 for i in range(len(queries))])
         latencies = []

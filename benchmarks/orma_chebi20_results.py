@@ -97,6 +97,7 @@ def main() -> None:
             continue
         label = re.sub(r"__text=orma\.frozen-cached[^_]*", "__text=frozen", v.name)
         label = re.sub(r"__text=std\.hf-transformer[^_]*", "__text=fine-tuned", label)
+        label = label.replace("__global_score=std.dot__temp=0.07", "")
         lines += rows_for(label, run, "", SCORES)
     if base_h1:
         lines.append(f"\nBaseline mean t→m Hits@1 over {len(base_h1)} seed(s): {100 * statistics.mean(base_h1):.1f}")

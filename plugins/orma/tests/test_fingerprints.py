@@ -10,7 +10,6 @@ import torch
 from rdkit import Chem, DataStructs
 from rdkit.Chem import AllChem, rdFingerprintGenerator
 from repmix.sdk import Encoded, Granularity, InputError, Runtime, load_config, train_run
-
 from repmix_orma.cached import FrozenCachedEncoder
 from repmix_orma.fingerprints import MorganFingerprintTokenizer
 from repmix_orma.mlp import MLPEncoder, MLPPooler

@@ -10,7 +10,6 @@ from rdkit import Chem
 from rdkit.Chem import AllChem
 from repmix.sdk import ArtifactError, ConfigError, Runtime
 from repmix.sdk.testing import run_cli
-
 from repmix_orma.graph import MoleculeGraphTokenizer
 from repmix_orma.mol2vec import UNK, Mol2VecTable, mol2vec_sentence, train_mol2vec
 
@@ -28,7 +27,7 @@ def mol2alt_sentence(mol: Chem.Mol, radius: int) -> list[str]:
     AllChem.GetMorganFingerprint(mol, radius, bitInfo=info)
     mol_atoms = [a.GetIdx() for a in mol.GetAtoms()]
     dict_atoms = {x: {r: None for r in radii} for x in mol_atoms}
-    for element in info:
+    for element in info:  # noqa: PLC0206 - mol2vec's code, transcribed
         for atom_idx, radius_at in info[element]:
             dict_atoms[atom_idx][radius_at] = element
     identifiers_alt = []

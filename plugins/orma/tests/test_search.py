@@ -7,10 +7,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from repmix.sdk import ArtifactError, Examples, InputError, LocatedConfig, build_model, plan_model
+from repmix.sdk import (
+    ArtifactError,
+    Examples,
+    InputError,
+    LocatedConfig,
+    build_model,
+    plan_model,
+)
 from repmix.sdk.testing import run_cli
-
-from repmix_orma.scoring import LevelRetrievalEvaluator, combine_levels, rank_metrics, ranks_of_positives, zscore
+from repmix_orma.scoring import (
+    LevelRetrievalEvaluator,
+    combine_levels,
+    rank_metrics,
+    ranks_of_positives,
+    zscore,
+)
 from repmix_orma.search import MoleculeIndex, build_index
 
 LIBRARY = [
@@ -21,7 +33,7 @@ LIBRARY = [
 QUERIES = ["an aromatic carboxylic acid", "a short alcohol", "a cyclic ether", "an amine"]
 
 
-def tiny_model(bert: str, seed: int = 0, second: bool = True):  # noqa: ANN201 - a repmix Model
+def tiny_model(bert: str, seed: int = 0, second: bool = True):
     towers = {
         "text": {
             "tokenizer": {"type": "std.hf-tokenizer", "model": bert, "max_length": 16},
@@ -178,7 +190,6 @@ def test_explain_refuses_a_model_without_fine_levels(tiny_bert_dir: str) -> None
 
 def test_explain_draws_token_atom_weights_and_the_ot_assignment(tiny_bert_dir: str, tmp_path: Path) -> None:
     from repmix.sdk import load
-
     from repmix_orma.explain import draw_explanation, explain_pair
 
     examples = Path(__file__).resolve().parents[3] / "examples"

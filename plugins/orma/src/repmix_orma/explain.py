@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from repmix.sdk import InputError, Model
 
 __all__ = ["Explanation", "draw_explanation", "explain_pair"]

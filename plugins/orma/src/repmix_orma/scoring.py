@@ -41,8 +41,6 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, field_validator
-from torch import Tensor
-
 from repmix.sdk import (
     ComponentConfig,
     ConfigError,
@@ -53,6 +51,7 @@ from repmix.sdk import (
     Model,
     Runtime,
 )
+from torch import Tensor
 
 __all__ = [
     "LevelRetrievalConfig",

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-
 from repmix.sdk import ArtifactError, InputError, Model
 
 __all__ = [
@@ -326,7 +325,12 @@ class MoleculeIndex:
 
     def rescore(self, query: str, rows: list[int], how: str = "weighted") -> list[float]:
         """The model's multi-level score of ``query`` against the library rows ``rows``."""
-        from repmix_orma.scoring import SideStore, combine_levels, levels_of, score_block
+        from repmix_orma.scoring import (
+            SideStore,
+            combine_levels,
+            levels_of,
+            score_block,
+        )
 
         q_tower, tower = self.info["query_tower"], self.info["tower"]
         weights = rerank_levels(self.model, q_tower, tower)
