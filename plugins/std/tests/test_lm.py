@@ -323,6 +323,9 @@ def test_trained_tokenizer_is_saved_with_the_model(corpus: Path, tmp_path: Path,
     ids = tok(["the protein binds the receptor"])["input_ids"]
     if algorithm in ("bpe", "byte-bpe", "unigram"):
         assert tok.decode(tok.encode_plain(text)) == text  # lossless
+    if algorithm == "byte-bpe":  # each token's bytes, concatenated, are the text's UTF-8 bytes
+        accented = "the protéin – binds"
+        assert b"".join(tok.token_bytes(i) for i in tok.encode_plain(accented)) == accented.encode("utf-8")
     model.save(tmp_path / "saved")
     monkeypatch.setenv("REPMIX_CACHE", str(tmp_path / "elsewhere"))  # no cached tokenizer: must use the bundled one
     (corpus).rename(corpus.with_suffix(".gone"))

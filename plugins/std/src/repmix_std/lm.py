@@ -252,10 +252,7 @@ class LMTokenizer(Tokenizer):
             return bytes([token_id])
         tok = self.hf.convert_ids_to_tokens(int(token_id))
         if self.config.algorithm == "byte-bpe":
-            from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
-
-            inv = {v: k for k, v in bytes_to_unicode().items()}
-            return bytes(inv[c] for c in tok)
+            return bytes(_UNICODE_TO_BYTE[c] for c in tok)
         if tok.startswith("##"):
             return tok[2:].encode()
         return tok.replace("▁", " ").encode()
@@ -705,3 +702,22 @@ class CausalLMLoss(Loss):
             return LossOutput(logits.sum() * 0.0, {"targets": 0.0})
         value = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), shift_labels, ignore_index=IGNORE_INDEX)
         return LossOutput(value, {"targets": float(n)})
+
+
+def _gpt2_byte_alphabet() -> dict[str, int]:
+    """Character -> byte of the byte-level BPE alphabet (GPT-2's, which HF ``tokenizers`` ByteLevel uses).
+
+    Written here because transformers 5 no longer exposes ``bytes_to_unicode``: printable
+    bytes stand for themselves, every other byte for the character 256 + its rank among them.
+    """
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    mapping = {chr(b): b for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            mapping[chr(256 + extra)] = b
+            extra += 1
+    return mapping
+
+
+_UNICODE_TO_BYTE = _gpt2_byte_alphabet()
