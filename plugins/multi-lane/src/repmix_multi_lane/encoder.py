@@ -41,7 +41,7 @@ from repmix.sdk import (
 )
 from torch import Tensor, nn
 
-from repmix_multi_lane._vit import PatchViT, patchify
+from repmix.sdk.vit import PatchViT, patchify
 
 CITATION = (
     "De Min, Mancini, Lathuilière, Roy, Ricci (2024). MULTI-LANE: Summarizing Patch Tokens for Multi-Label "

@@ -48,7 +48,7 @@ from repmix.sdk import (
 )
 from torch import Tensor
 
-from repmix_pixel_linguist._vit import PatchViT
+from repmix.sdk.vit import PatchViT
 
 CITATION = (
     "Xiao, Huang, Chen, Al Moubayed (2024). Pixel Sentence Representation Learning. arXiv:2402.08183. "

@@ -41,7 +41,7 @@ from repmix.sdk import (
 )
 from torch import Tensor, nn
 
-from repmix_seed_tokenizer._vit import Block, PatchViT, patchify
+from repmix.sdk.vit import Block, PatchViT, patchify
 
 CITATION = (
     "Ge, Ge, Zeng, Wang, Shan (2023). Planting a SEED of Vision in Large Language Model. arXiv:2307.08041. "

@@ -41,7 +41,7 @@ from repmix.sdk import (
 )
 from torch import Tensor
 
-from repmix_token_corr_compression._vit import PatchViT, patchify
+from repmix.sdk.vit import PatchViT, patchify
 
 CITATION = (
     "Zhang et al. (2024). Token-level Correlation-guided Compression for Efficient Multimodal Document "

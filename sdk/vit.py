@@ -2,8 +2,9 @@
 
 Keys, attention weights, key-padding masks, causal masks and prefix key/values are
 reachable here, which transformers' ``ViTModel`` does not expose in a stable way across
-versions. (A copy of this file lives in each vision plugin: plugins import only
-``repmix.sdk`` and themselves, never each other.)
+versions; written here rather than wrapping transformers for that reason. One
+implementation in the SDK serves every vision plugin (SEED, MULTI-LANE, Pixel
+Linguist, token-correlation compression).
 """
 
 from __future__ import annotations
