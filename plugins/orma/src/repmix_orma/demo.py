@@ -208,9 +208,15 @@ def _build(scaffold_mol: Any, sites: dict[int, int], placed: list[tuple[Substitu
     return Chem.MolToSmiles(mol)
 
 
-def generate(size: int, seed: int = 0, max_substituents: int = 3, positions: bool = True) -> list[DemoMolecule]:
-    """``size`` unique molecules with descriptions, deterministic given the arguments."""
+def generate(
+    size: int, seed: int = 0, max_substituents: int = 3, positions: bool = True, progress: bool | None = None
+) -> list[DemoMolecule]:
+    """``size`` unique molecules with descriptions, deterministic given the arguments.
+
+    ``progress``: show a progress bar (``None``: only on a terminal).
+    """
     from rdkit import Chem, rdBase
+    from tqdm.auto import tqdm
 
     if size < 1:
         raise ValueError("size must be at least 1")
@@ -232,7 +238,8 @@ def generate(size: int, seed: int = 0, max_substituents: int = 3, positions: boo
     weights = 1.0 / counts
     weights /= weights.sum()
     attempts = 0
-    with rdBase.BlockLogs():
+    bar = tqdm(total=size, desc="generating demo molecules", unit="mol", disable=None if progress is None else not progress)
+    with rdBase.BlockLogs(), bar:
         while len(out) < size:
             attempts += 1
             if attempts > 50 * size + 1000:
@@ -251,6 +258,7 @@ def generate(size: int, seed: int = 0, max_substituents: int = 3, positions: boo
             seen_smiles.add(smiles)
             seen_text.add(text)
             out.append(DemoMolecule(smiles, text, scaffold.name, tuple((s.name, p) for s, p in placed)))
+            bar.update(1)
     return out
 
 
