@@ -94,3 +94,24 @@ def run_cli(args: Sequence[str]) -> int:
     from repmix.cli.main import main
 
     return main(list(args))
+
+
+#: Graded sentence pairs (gold score 0-5) of a tiny STS set: every test that trains an STS config needs some.
+TINY_STS_PAIRS: tuple[tuple[str, str, float], ...] = (
+    ("a man is riding a horse in the park", "the man rides a horse", 4.5),
+    ("a dog is eating food", "the dog eats food", 4.2),
+    ("the car is red", "the red car", 4.8),
+    ("two children are playing", "the children play in the park", 4.1),
+    ("a woman is reading", "a woman reads a book", 4.6),
+    ("one man is walking", "a man is running", 2.6),
+)
+
+
+def write_tiny_sts(directory: Path) -> Path:
+    """Write ``train.tsv`` and ``dev.tsv`` of :data:`TINY_STS_PAIRS` in std's ``sts`` format; returns ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = ["score\tsentence1\tsentence2", *(f"{s}\t{a}\t{b}" for a, b, s in TINY_STS_PAIRS)]
+    for split in ("train", "dev"):
+        (directory / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return directory

@@ -6,23 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from repmix.sdk.testing import run_cli
+from repmix.sdk.testing import run_cli, write_tiny_sts
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "m2-bert.yaml"
-PAIRS = [
-    ("a man is riding a horse in the park", "the man rides a horse", 4.5),
-    ("a dog is eating food", "the dog eats food", 4.2),
-    ("the car is red", "the red car", 4.8),
-    ("two children are playing", "the children play in the park", 4.1),
-    ("a woman is reading", "a woman reads a book", 4.6),
-    ("one man is walking", "a man is running", 2.6),
-]
 
 
 def tiny_overrides(tmp_path: Path, model: str) -> list[str]:
-    lines = ["score\tsentence1\tsentence2", *(f"{s}\t{a}\t{b}" for a, b, s in PAIRS)]
-    for split in ("train", "dev"):
-        (tmp_path / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_tiny_sts(tmp_path)
     return [
         f"model.towers.text.tokenizer.model={model}",
         "model.towers.text.encoder.dim=16",

@@ -6,6 +6,7 @@ so each new token costs one single-position forward pass (as transformers' ``gen
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -17,8 +18,9 @@ from repmix.sdk import CausalLM, ComponentConfig, DecodingStrategy, InputError, 
 class _Loop(DecodingStrategy):
     """Shared loop: prompt forward, then one cached step per token; subclasses pick the next id."""
 
+    @abstractmethod
     def pick(self, logprobs: torch.Tensor, generator: torch.Generator | None) -> int:  # [V]
-        raise NotImplementedError
+        """The next token id from the next-token log-probabilities ``[V]``."""
 
     def generate(
         self,
