@@ -98,6 +98,7 @@ _EXPORTS: dict[str, str] = {
     "masked_mean": "repmix.sdk.pooling",
     "masked_sum": "repmix.sdk.pooling",
     "PatchViT": "repmix.sdk.vit",
+    "image_geometry": "repmix.sdk.vit",
     "patchify": "repmix.sdk.vit",
     "BadRows": "repmix.sdk.tables",
     "read_lines": "repmix.sdk.tables",
@@ -164,7 +165,7 @@ if TYPE_CHECKING:
     from repmix.sdk.hf import load_hf_config, load_hf_model, resolve_model_dir
     from repmix.sdk.pooling import first_real_token, last_real_token, masked_max, masked_mean, masked_sum
     from repmix.sdk.tables import BadRows, Table, read_lines, read_table
-    from repmix.sdk.vit import PatchViT, patchify
+    from repmix.sdk.vit import PatchViT, image_geometry, patchify
 
 
 def __getattr__(name: str) -> Any:

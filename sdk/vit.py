@@ -10,9 +10,28 @@ Linguist, token-correlation compression).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
+from repmix.core.errors import ConfigError
 from torch import Tensor, nn
+
+
+def image_geometry(tokenizer: Any, component: str = "this encoder") -> tuple[int, int, int]:
+    """(image_size, patch_size, channels) declared by the tower's image tokenizer (duck-typed on its config).
+
+    Encoders read the geometry from the tokenizer (``Runtime.tokenizer``), so it is
+    written once in YAML; ``component`` names the encoder in the error.
+    """
+    cfg = getattr(tokenizer, "config", None)
+    try:
+        return int(cfg.image_size), int(cfg.patch_size), int(cfg.channels)  # type: ignore[union-attr]
+    except (AttributeError, TypeError):
+        raise ConfigError(
+            f"{component} reads image_size, patch_size and channels from the tower's tokenizer, "
+            f"which does not declare them ({type(tokenizer).__name__})",
+            hint="use the image-patches tokenizer (repmix-std) in this tower",
+        ) from None
 
 
 def patchify(pixels: Tensor, patch_size: int) -> Tensor:

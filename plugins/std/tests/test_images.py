@@ -22,9 +22,9 @@ sklearn_datasets = pytest.importorskip("sklearn.datasets", reason="digits need s
 from repmix_std.images import (  # noqa: E402
     ImagePatchTokenizer,
     image_problem,
-    patchify,
     to_image_array,
 )
+from repmix.sdk.vit import patchify  # noqa: E402
 
 DIGITS = sklearn_datasets.load_digits()
 ITEMS = [(DIGITS.images[0] / 16.0).astype(np.float32), (DIGITS.images[1] * 15).astype(np.uint8), np.zeros((5, 7, 3), np.uint8)]

@@ -36,9 +36,16 @@ from repmix.sdk import (
     LossOutput,
     Runtime,
 )
+from repmix.sdk.vit import image_geometry
 from torch import Tensor, nn
 
-from repmix_magvit_lfq.quantizers import CausalConv3d, codes_to_ids, entropy_terms, lfq_quantize, vq_quantize
+from repmix_magvit_lfq.quantizers import (
+    CausalConv3d,
+    codes_to_ids,
+    entropy_terms,
+    lfq_quantize,
+    vq_quantize,
+)
 
 CITATION = (
     "Yu et al. (2024). Language Model Beats Diffusion: Tokenizer is Key to Visual Generation (MAGVIT-v2), ICLR 2024; "
@@ -46,16 +53,6 @@ CITATION = (
     "LFQ formulas as in lucidrains/vector-quantize-pytorch (third-party)."
 )
 
-
-def _geometry(tokenizer: Any) -> tuple[int, int]:
-    cfg = getattr(tokenizer, "config", None)
-    try:
-        return int(cfg.image_size), int(cfg.channels)  # type: ignore[union-attr]
-    except (AttributeError, TypeError):
-        raise ConfigError(
-            "lfq-autoencoder reads image_size and channels from the tower's tokenizer, which declares none",
-            hint="use the image-patches tokenizer (repmix-std) in this tower",
-        ) from None
 
 
 class LFQAutoencoder(Encoder):
@@ -86,7 +83,7 @@ class LFQAutoencoder(Encoder):
 
     def __init__(self, config: Config, runtime: Runtime) -> None:
         super().__init__(config, runtime)
-        image_size, channels = _geometry(runtime.tokenizer)
+        image_size, _, channels = image_geometry(runtime.tokenizer, "lfq-autoencoder")
         if image_size % (2**config.downsample):
             raise ConfigError(f"image_size {image_size} is not divisible by 2^downsample = {2 ** config.downsample}")
         c, h, kt = channels, config.hidden, config.temporal_kernel

@@ -25,13 +25,12 @@ concatenated, ``head_mode=concat``), ``summary`` [B, T·G, D] (every lane's last
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from pydantic import Field, model_validator
 from repmix.sdk import (
     ComponentConfig,
-    ConfigError,
     Encoded,
     Encoder,
     EncoderSignature,
@@ -39,9 +38,8 @@ from repmix.sdk import (
     GranularitySpec,
     Runtime,
 )
+from repmix.sdk.vit import PatchViT, image_geometry, patchify
 from torch import Tensor, nn
-
-from repmix.sdk.vit import PatchViT, patchify
 
 CITATION = (
     "De Min, Mancini, Lathuilière, Roy, Ricci (2024). MULTI-LANE: Summarizing Patch Tokens for Multi-Label "
@@ -69,16 +67,6 @@ class Lane(nn.Module):
             nn.init.orthogonal_(p)
             self.prompts.append(nn.Parameter(p))
 
-
-def _geometry(tokenizer: Any) -> tuple[int, int, int]:
-    cfg = getattr(tokenizer, "config", None)
-    try:
-        return int(cfg.image_size), int(cfg.patch_size), int(cfg.channels)  # type: ignore[union-attr]
-    except (AttributeError, TypeError):
-        raise ConfigError(
-            "multi-lane reads image_size, patch_size and channels from the tower's tokenizer",
-            hint="use the image-patches tokenizer (repmix-std) in this tower",
-        ) from None
 
 
 class MultiLaneEncoder(Encoder):
@@ -120,7 +108,7 @@ class MultiLaneEncoder(Encoder):
 
     def __init__(self, config: Config, runtime: Runtime) -> None:
         super().__init__(config, runtime)
-        image_size, self.patch_size, channels = _geometry(runtime.tokenizer)
+        image_size, self.patch_size, channels = image_geometry(runtime.tokenizer, "multi-lane")
         n = (image_size // self.patch_size) ** 2
         self.vit = PatchViT(channels * self.patch_size**2, n, config.hidden_size, config.layers, config.heads)
         if not config.backbone_trainable:

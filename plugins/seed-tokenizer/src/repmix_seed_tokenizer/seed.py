@@ -21,14 +21,13 @@ Both stages can be trained at once by declaring both losses (the paper trains th
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 from repmix.sdk import (
     ComponentConfig,
-    ConfigError,
     Encoded,
     Encoder,
     EncoderSignature,
@@ -39,9 +38,8 @@ from repmix.sdk import (
     LossOutput,
     Runtime,
 )
+from repmix.sdk.vit import Block, PatchViT, image_geometry, patchify
 from torch import Tensor, nn
-
-from repmix.sdk.vit import Block, PatchViT, patchify
 
 CITATION = (
     "Ge, Ge, Zeng, Wang, Shan (2023). Planting a SEED of Vision in Large Language Model. arXiv:2307.08041. "
@@ -96,16 +94,6 @@ class CausalQFormer(nn.Module):
         return self.norm(q)
 
 
-def _geometry(tokenizer: Any) -> tuple[int, int, int]:
-    cfg = getattr(tokenizer, "config", None)
-    try:
-        return int(cfg.image_size), int(cfg.patch_size), int(cfg.channels)  # type: ignore[union-attr]
-    except (AttributeError, TypeError):
-        raise ConfigError(
-            "seed-tokenizer reads image_size, patch_size and channels from the tower's tokenizer",
-            hint="use the image-patches tokenizer (repmix-std) in this tower",
-        ) from None
-
 
 class SeedTokenizer(Encoder):
     """ViT -> causal Q-Former -> VQ codes -> reconstruction of the causal embeddings."""
@@ -146,7 +134,7 @@ class SeedTokenizer(Encoder):
 
     def __init__(self, config: Config, runtime: Runtime) -> None:
         super().__init__(config, runtime)
-        image_size, self.patch_size, channels = _geometry(runtime.tokenizer)
+        image_size, self.patch_size, channels = image_geometry(runtime.tokenizer, "seed-tokenizer")
         d = config.hidden_size
         self.vit = PatchViT(channels * self.patch_size**2, (image_size // self.patch_size) ** 2, d, config.vit_layers, config.heads)
         if not config.backbone_trainable:

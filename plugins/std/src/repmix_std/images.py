@@ -42,7 +42,6 @@ from pydantic import Field, field_validator, model_validator
 from repmix.sdk import (
     ComponentConfig,
     ConfigError,
-    Dataset,
     Encoded,
     Encoder,
     EncoderSignature,
@@ -54,9 +53,15 @@ from repmix.sdk import (
     Runtime,
     Tokenizer,
 )
+from repmix.sdk.vit import image_geometry
 from torch import Tensor
 
-from repmix_std.datasets import FileDatasetConfig, PairsConfig, PairsDataset, _FileDataset
+from repmix_std.datasets import (
+    FileDatasetConfig,
+    PairsConfig,
+    PairsDataset,
+    _FileDataset,
+)
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -218,25 +223,6 @@ class ImagePatchTokenizer(Tokenizer):
         return 0  # every image is resized to the same grid: nothing to gain from sorting
 
 
-def patchify(pixels: Tensor, patch_size: int) -> Tensor:
-    """``[B, C, H, W]`` -> ``[B, N, C·p·p]``, patches in row-major order (what a ViT embeds)."""
-    b, c, h, w = pixels.shape
-    p = patch_size
-    x = pixels.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)
-    return x.reshape(b, (h // p) * (w // p), c * p * p)
-
-
-def tokenizer_geometry(tokenizer: Any, path: str = "tokenizer") -> tuple[int, int, int]:
-    """(image_size, patch_size, channels) declared by an image tokenizer (duck-typed on its config)."""
-    cfg = getattr(tokenizer, "config", None)
-    try:
-        return int(cfg.image_size), int(cfg.patch_size), int(cfg.channels)  # type: ignore[union-attr]
-    except (AttributeError, TypeError):
-        raise ConfigError(
-            f"this encoder reads image_size, patch_size and channels from the tower's {path}, "
-            f"which does not declare them ({type(tokenizer).__name__})",
-            hint="use the image-patches tokenizer in this tower",
-        ) from None
 
 
 # --------------------------------------------------------------------------- encoder
@@ -312,7 +298,7 @@ class ViTEncoder(Encoder):
         super().__init__(config, runtime)
         from transformers import ViTModel
 
-        image_size, patch_size, channels = tokenizer_geometry(runtime.tokenizer)
+        image_size, patch_size, channels = image_geometry(runtime.tokenizer, "vit")
         hf = self._hf_config(config)
         if config.model is not None:
             declared = (int(hf.image_size), int(hf.patch_size), int(hf.num_channels))

@@ -31,7 +31,6 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from repmix.sdk import (
     ComponentConfig,
-    ConfigError,
     Encoded,
     Encoder,
     EncoderSignature,
@@ -39,9 +38,8 @@ from repmix.sdk import (
     GranularitySpec,
     Runtime,
 )
+from repmix.sdk.vit import PatchViT, image_geometry, patchify
 from torch import Tensor
-
-from repmix.sdk.vit import PatchViT, patchify
 
 CITATION = (
     "Zhang et al. (2024). Token-level Correlation-guided Compression for Efficient Multimodal Document "
@@ -116,16 +114,6 @@ def merge_into_kept(tokens: Tensor, kept: Tensor, sim: Tensor) -> tuple[Tensor, 
     return sums / sizes[:, None], sizes
 
 
-def _geometry(tokenizer: Any) -> tuple[int, int, int]:
-    cfg = getattr(tokenizer, "config", None)
-    try:
-        return int(cfg.image_size), int(cfg.patch_size), int(cfg.channels)  # type: ignore[union-attr]
-    except (AttributeError, TypeError):
-        raise ConfigError(
-            "token-corr-vit reads image_size, patch_size and channels from the tower's tokenizer",
-            hint="use the image-patches tokenizer (repmix-std) in this tower",
-        ) from None
-
 
 class TokenCorrViT(Encoder):
     """A small ViT with correlation-guided patch-token compression before block ``select_after``."""
@@ -171,7 +159,7 @@ class TokenCorrViT(Encoder):
 
     def __init__(self, config: Config, runtime: Runtime) -> None:
         super().__init__(config, runtime)
-        image_size, self.patch_size, channels = _geometry(runtime.tokenizer)
+        image_size, self.patch_size, channels = image_geometry(runtime.tokenizer, "token-corr-vit")
         n = (image_size // self.patch_size) ** 2
         self.vit = PatchViT(channels * self.patch_size**2, n, config.hidden_size, config.layers, config.heads)
         self.projection = torch.nn.Linear(config.hidden_size, config.projection_dim) if config.projection_dim else torch.nn.Identity()
