@@ -89,6 +89,7 @@ _EXPORTS: dict[str, str] = {
     "plan_model": "repmix.core.assembly",
     "save_model": "repmix.core.artifacts",
     # building blocks, one implementation each
+    "token_embedding": "repmix.sdk.embedding",
     "load_hf_config": "repmix.sdk.hf",
     "load_hf_model": "repmix.sdk.hf",
     "resolve_model_dir": "repmix.sdk.hf",
@@ -162,6 +163,7 @@ if TYPE_CHECKING:
     from repmix.engine.evaluation import evaluate_source
     from repmix.engine.training import train_run
     from repmix.registry import hookimpl, temporary_component
+    from repmix.sdk.embedding import token_embedding
     from repmix.sdk.hf import load_hf_config, load_hf_model, resolve_model_dir
     from repmix.sdk.pooling import first_real_token, last_real_token, masked_max, masked_mean, masked_sum
     from repmix.sdk.tables import BadRows, Table, read_lines, read_table

@@ -6,11 +6,8 @@ from typing import Any, ClassVar
 
 import torch
 from pydantic import Field, model_validator
-from torch import nn
-
 from repmix.sdk import (
     ComponentConfig,
-    ConfigError,
     Encoded,
     Encoder,
     EncoderSignature,
@@ -19,6 +16,8 @@ from repmix.sdk import (
     InputError,
     Runtime,
 )
+from repmix.sdk.embedding import token_embedding
+from torch import nn
 
 from .mixer import MonarchGLU, MonarchMixerSequenceMixing
 
@@ -92,15 +91,7 @@ class M2BertEncoder(Encoder):
 
     def __init__(self, config: Config, runtime: Runtime) -> None:
         super().__init__(config, runtime)
-        tok = runtime.tokenizer
-        vocab = getattr(tok, "vocab_size", None)
-        if not isinstance(vocab, int) or vocab < 1:
-            raise ConfigError(
-                "m2-bert needs a tokenizer with a vocab_size (e.g. std.hf-tokenizer)",
-                hint="give the tower a tokenizer: {type: std.hf-tokenizer, model: ...}",
-            )
-        pad = getattr(tok, "pad_token_id", getattr(tok, "pad_id", None))
-        self.word_embeddings = nn.Embedding(vocab, config.dim, padding_idx=pad if isinstance(pad, int) else None)
+        self.word_embeddings = token_embedding(runtime.tokenizer, config.dim, "m2-bert")
         self.position_embeddings = nn.Embedding(config.max_length, config.dim)
         self.embed_norm = nn.LayerNorm(config.dim)
         self.drop = nn.Dropout(config.dropout)

@@ -18,8 +18,6 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
-from torch import Tensor, nn
-
 from repmix.sdk import (
     ComponentConfig,
     ConfigError,
@@ -34,6 +32,8 @@ from repmix.sdk import (
     PoolerConfig,
     Runtime,
 )
+from repmix.sdk.embedding import token_embedding
+from torch import Tensor, nn
 
 CITATION = (
     "Wang (2020). Semantic Representation and Inference for NLP. PhD thesis, University of Copenhagen, "
@@ -114,14 +114,7 @@ class MultiScaleCNNEncoder(Encoder):
 
     def __init__(self, config: Config, runtime: Runtime) -> None:
         super().__init__(config, runtime)
-        vocab = getattr(runtime.tokenizer, "vocab_size", None)
-        if not isinstance(vocab, int) or vocab < 1:
-            raise ConfigError(
-                "cnn needs a tokenizer with a vocab_size (e.g. std.hf-tokenizer)",
-                hint="give the tower a tokenizer: {type: std.hf-tokenizer, model: ...}",
-            )
-        pad = getattr(runtime.tokenizer, "pad_token_id", getattr(runtime.tokenizer, "pad_id", None))
-        self.embeddings = nn.Embedding(vocab, config.embed_dim, padding_idx=pad if isinstance(pad, int) else None)
+        self.embeddings = token_embedding(runtime.tokenizer, config.embed_dim, "cnn")
         self.drop = nn.Dropout(config.dropout)
         self.cnn = MultiScaleConv(config.embed_dim, config.kernel_sizes, config.filters, config.activation)
 

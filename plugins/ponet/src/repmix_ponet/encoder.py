@@ -28,7 +28,6 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from repmix.sdk import (
     ComponentConfig,
-    ConfigError,
     Encoded,
     Encoder,
     EncoderSignature,
@@ -37,6 +36,7 @@ from repmix.sdk import (
     InputError,
     Runtime,
 )
+from repmix.sdk.embedding import token_embedding
 from repmix.sdk.pooling import masked_mean
 from torch import Tensor, nn
 
@@ -160,15 +160,7 @@ class PoNetEncoder(Encoder):
 
     def __init__(self, config: Config, runtime: Runtime) -> None:
         super().__init__(config, runtime)
-        tok = runtime.tokenizer
-        vocab = getattr(tok, "vocab_size", None)
-        if not isinstance(vocab, int) or vocab < 1:
-            raise ConfigError(
-                "ponet needs a tokenizer with a vocab_size (e.g. std.hf-tokenizer)",
-                hint="give the tower a tokenizer: {type: std.hf-tokenizer, model: ...}",
-            )
-        pad = getattr(tok, "pad_token_id", getattr(tok, "pad_id", None))
-        self.token_embeddings = nn.Embedding(vocab, config.dim, padding_idx=pad if isinstance(pad, int) else None)
+        self.token_embeddings = token_embedding(runtime.tokenizer, config.dim, "ponet")
         self.position_embeddings = nn.Embedding(config.max_length, config.dim)
         self.embed_norm = nn.LayerNorm(config.dim)
         self.drop = nn.Dropout(config.dropout)

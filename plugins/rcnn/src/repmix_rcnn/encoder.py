@@ -17,11 +17,8 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, field_validator
-from torch import Tensor, nn
-
 from repmix.sdk import (
     ComponentConfig,
-    ConfigError,
     Encoded,
     Encoder,
     EncoderSignature,
@@ -31,6 +28,8 @@ from repmix.sdk import (
     Runtime,
     masked_max,
 )
+from repmix.sdk.embedding import token_embedding
+from torch import Tensor, nn
 
 _ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
 
@@ -75,16 +74,8 @@ class RCNNEncoder(Encoder):
 
     def __init__(self, config: Config, runtime: Runtime) -> None:
         super().__init__(config, runtime)
-        tok = runtime.tokenizer
-        vocab = getattr(tok, "vocab_size", None)
-        if not isinstance(vocab, int) or vocab < 1:
-            raise ConfigError(
-                "rcnn needs a tokenizer with a vocab_size (e.g. std.hf-tokenizer)",
-                hint="give the tower a tokenizer: {type: std.hf-tokenizer, model: ...}",
-            )
-        pad = getattr(tok, "pad_token_id", getattr(tok, "pad_id", None))
         e, c = config.embed_dim, config.context_dim
-        self.embeddings = nn.Embedding(vocab, e, padding_idx=pad if isinstance(pad, int) else None)
+        self.embeddings = token_embedding(runtime.tokenizer, e, "rcnn")
         self.left = nn.Linear(c, c, bias=False)  # W_l
         self.left_word = nn.Linear(e, c, bias=False)  # W_sl
         self.right = nn.Linear(c, c, bias=False)  # W_r
