@@ -315,6 +315,47 @@ def find_model_dir(path: str | Path) -> Path:
     )
 
 
+def init_weights_from(model: Any, path: str | Path) -> dict[str, int]:
+    """Copy the weights of the saved model (or run) at ``path`` into ``model``'s tensors of the same name and shape.
+
+    The source's checksums are verified first. Tensors of ``model`` that the source
+    lacks, or holds with another shape, keep their initialisation. Returns the counts
+    ``loaded``, ``shape_mismatch``, ``absent`` (tensors of ``model``) and ``unused``
+    (tensors of the source that nothing took); an :class:`ArtifactError` when nothing
+    matches, because then the two models share no part and the option is a mistake.
+    """
+    import torch
+    from safetensors import SafetensorError, safe_open
+
+    directory = find_model_dir(path)
+    verify_model_dir(directory)
+    own = model.state_dict()
+    counts = {"loaded": 0, "shape_mismatch": 0, "absent": 0, "unused": 0}
+    try:
+        with safe_open(str(directory / WEIGHTS_FILE), framework="pt") as source:
+            names = set(source.keys())
+            with torch.no_grad():
+                for name, tensor in own.items():
+                    if name not in names:
+                        counts["absent"] += 1
+                        continue
+                    value = source.get_tensor(name)
+                    if tuple(value.shape) != tuple(tensor.shape):
+                        counts["shape_mismatch"] += 1
+                        continue
+                    tensor.copy_(value.to(dtype=tensor.dtype, device=tensor.device))
+                    counts["loaded"] += 1
+    except SafetensorError as exc:
+        raise ArtifactError(f"cannot read {WEIGHTS_FILE} in {str(directory)!r}: {exc}") from None
+    counts["unused"] = len(names - set(own))
+    if counts["loaded"] == 0:
+        raise ArtifactError(
+            f"init_from: no tensor of {str(directory)!r} matches this model by name and shape",
+            hint="initialise from a model built from the same components (e.g. the pre-training run of this encoder)",
+        )
+    return counts
+
+
 def read_manifest(directory: Path) -> dict[str, Any]:
     """The parsed ``repmix.json`` of a saved model; clear errors when unreadable."""
     try:

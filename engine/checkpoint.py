@@ -49,6 +49,7 @@ class TrainState:
         epoch: index of the current epoch (0-based).
         position: micro-batches of the current epoch's permutation already consumed.
         elapsed: seconds of training so far (over all sessions of the run).
+        cpu_elapsed: CPU seconds of this process spent training so far (all its threads, all sessions).
         items: training examples processed so far.
         epoch_loss_sum, epoch_steps: running loss sum / step count of the current epoch.
         window: running sums since the last metrics.jsonl record (``steps``, ``loss`` and loss parts).
@@ -58,6 +59,7 @@ class TrainState:
     epoch: int = 0
     position: int = 0
     elapsed: float = 0.0
+    cpu_elapsed: float = 0.0
     items: int = 0
     epoch_loss_sum: float = 0.0
     epoch_steps: int = 0

@@ -93,6 +93,18 @@ class TrainConfig(BaseModel):
     max_steps: int | None = Field(
         None, ge=1, description="stop after this many optimizer steps (also the schedule's length)"
     )
+    init_from: str | None = Field(
+        None, description="a saved model or run directory whose tensors initialise this model's tensors of the "
+        "same name and shape before training (fine-tuning a pre-trained run); the rest keep their initialisation",
+    )
+    max_minutes: float | None = Field(
+        None, gt=0, description="time budget: stop after this many minutes of training (wall clock, summed "
+        "over resumed sessions); the model is saved and evaluated as at the end of training",
+    )
+    max_cpu_minutes: float | None = Field(
+        None, gt=0, description="time budget in CPU minutes of the training process (all its threads), "
+        "immune to other jobs on a shared machine: 20 minutes on 2 busy cores is max_cpu_minutes: 40",
+    )
     drop_last: bool = Field(False, description="skip the last, smaller batch of each epoch")
     evaluate_every_epoch: bool = Field(
         False, description="also run the evaluate block(s) at the end of every epoch, not only at the end"

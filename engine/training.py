@@ -31,6 +31,7 @@ import torch
 import repmix
 from repmix.core.artifacts import (
     atomic_write_text,
+    init_weights_from,
     plugin_lock,
     remove_leftover_tmp,
     save_model,
@@ -561,6 +562,12 @@ class _Trainer:
         seed_everything(train.seed)
         specs = self.specs
         self.model = model = build_model(self.plan, seed=train.seed).to(self.device)
+        if train.init_from is not None and mode == "fresh":
+            counts = init_weights_from(model, train.init_from)
+            if self.ctx.is_main:
+                print(f"initialised {counts['loaded']} tensor(s) from {train.init_from} "
+                      f"({counts['absent']} not in it, {counts['shape_mismatch']} of another shape, "
+                      f"{counts['unused']} of its tensors unused)", file=sys.stderr)
         model.train()
         examples, towers = self.load_training_data(model)
         n = len(examples)
@@ -614,6 +621,8 @@ class _Trainer:
         bar = tqdm(total=self.total_steps, initial=state.step, unit="step", desc="train",
                    disable=not self.progress, dynamic_ncols=True, file=sys.stderr)
         session_start, base_elapsed = time.perf_counter(), state.elapsed
+        cpu_start, base_cpu = time.process_time(), state.cpu_elapsed
+        over_budget = False
         window = {"items": 0, "start": time.perf_counter()}
         stop_at_once = False
         stopper = _StopRequest(announce=self.ctx.is_main)
@@ -636,6 +645,7 @@ class _Trainer:
                         state.epoch_loss_sum += logs["loss"]
                         state.epoch_steps += 1
                         state.elapsed = base_elapsed + (time.perf_counter() - session_start)
+                        state.cpu_elapsed = base_cpu + (time.process_time() - cpu_start)
                         window["items"] += items
                         epoch_items += items
                         bar.update(1)
@@ -647,6 +657,10 @@ class _Trainer:
                             self.hooks.repmix_train_step_end(
                                 step=state.step, logs={**logs, "lr": lr}, run_dir=str(self.run_dir)
                             )
+                        over_budget = self.ctx.any(self._budget_spent(), self.device)
+                        if over_budget:
+                            self._checkpoint()
+                            break
                         if state.position >= len(batches):
                             break  # the epoch-end checkpoint follows
                         stop = self.ctx.any(stopper.requested, self.device)
@@ -655,8 +669,8 @@ class _Trainer:
                             path = self._checkpoint()
                             if stop and state.step < self.total_steps:
                                 raise self._interrupted(f"at step {state.step} of {self.total_steps}", path)
-                    if state.position < len(batches):
-                        break  # max_steps reached inside the epoch
+                    if state.position < len(batches) or over_budget:
+                        break  # max_steps or the time budget reached
                     self._end_epoch(specs, epoch, epoch_items / max(time.perf_counter() - epoch_t0, 1e-9))
                     if self.ctx.any(stopper.requested, self.device) and state.epoch < train.epochs \
                             and state.step < self.total_steps:
@@ -675,6 +689,20 @@ class _Trainer:
                 + (f"; the last checkpoint is {last.name}" if last is not None else ""),
                 hint=f"resume with: repmix train --resume {self.run_dir}",
             )
+
+    def _budget_spent(self) -> bool:
+        """Whether ``train.max_minutes`` (wall) or ``train.max_cpu_minutes`` (process CPU) is used up."""
+        train, state = self.train, self.state
+        wall = train.max_minutes is not None and state.elapsed >= 60.0 * train.max_minutes
+        cpu = train.max_cpu_minutes is not None and state.cpu_elapsed >= 60.0 * train.max_cpu_minutes
+        if (wall or cpu) and self.ctx.is_main and not getattr(self, "_budget_noted", False):
+            self._budget_noted = True
+            which = (f"train.max_minutes={train.max_minutes:g} (wall)" if wall
+                     else f"train.max_cpu_minutes={train.max_cpu_minutes:g} (CPU)")
+            print(f"note: time budget {which} spent at step {state.step} of {self.total_steps} "
+                  f"({state.elapsed / 60:.1f} min wall, {state.cpu_elapsed / 60:.1f} CPU min); saving and evaluating",
+                  file=sys.stderr)
+        return wall or cpu
 
     def _finish(self, specs: list[EvaluationSpec], groups: list[Any], examples: Examples) -> dict[str, float]:
         """Save the model, evaluate, plot, report; ``metrics.json`` last (rank 0 only)."""
@@ -703,7 +731,10 @@ class _Trainer:
                 "optimizer steps": f"{state.step} of {self.total_steps}",
                 "epochs": self.train.epochs,
                 "training time": f"{state.elapsed:.1f} s",
+                "training CPU time": f"{state.cpu_elapsed:.1f} s",
             }
+            if self._budget_spent():
+                summary["stopped by"] = "the time budget"  # (train.max_minutes / max_cpu_minutes)
             write_report(
                 self.run_dir, cfg=self.cfg, train=self.train, model=self.model, groups=groups, specs=specs,
                 metrics=metrics, records=records, summary=summary, has_plot=has_plot, skipped=self.skipped_rows,

@@ -339,3 +339,41 @@ def test_unwritable_run_directory_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "run").write_text("a file where the run directory should go")
     with pytest.raises(ArtifactError, match="cannot write the run directory"):
         train_run(toy_config(tmp_path), tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize("budget", ["train.max_minutes=1e-9", "train.max_cpu_minutes=1e-9"])
+def test_time_budget_stops_after_the_step_that_spends_it(tmp_path: Path, budget: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    metrics = train_run(toy_config(tmp_path, [budget, "train.keep_checkpoints_when_finished=true"]), run,
+                        progress=False)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["type"] == "train"] == [1]
+    assert (run / "checkpoints/step-1").is_dir() and is_finished(run) and metrics
+    assert "time budget" in capsys.readouterr().err
+    assert "stopped by" in (run / "report.md").read_text()
+
+
+def test_no_time_budget_trains_every_step(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train_run(toy_config(tmp_path, ["train.max_steps=3", "train.max_minutes=60", "train.max_cpu_minutes=60"]),
+              run, progress=False)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["type"] == "train"][-1] == 3
+
+
+def test_init_from_copies_a_saved_models_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    train_run(toy_config(tmp_path, ["train.max_steps=3"]), first, progress=False)
+    train_run(toy_config(tmp_path, ["train.max_steps=1", "train.lr=1e-12", f"train.init_from={first}"]), second,
+              progress=False)
+    assert "initialised" in capsys.readouterr().err
+    assert max_weight_difference(first / "model/model.safetensors", second / "model/model.safetensors") < 1e-6
+    fresh = tmp_path / "fresh"
+    train_run(toy_config(tmp_path, ["train.max_steps=1", "train.lr=1e-12", "train.seed=5"]), fresh, progress=False)
+    assert max_weight_difference(first / "model/model.safetensors", fresh / "model/model.safetensors") > 1e-3
+
+
+def test_init_from_refuses_a_missing_or_unrelated_model(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="does not exist"):
+        train_run(toy_config(tmp_path, [f"train.init_from={tmp_path / 'nowhere'}"]), tmp_path / "run", progress=False)

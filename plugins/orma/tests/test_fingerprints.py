@@ -9,7 +9,7 @@ import pytest
 import torch
 from rdkit import Chem, DataStructs
 from rdkit.Chem import AllChem, rdFingerprintGenerator
-from repmix.sdk import Encoded, Granularity, InputError, Runtime, load_config, train_run
+from repmix.sdk import ConfigError, Encoded, Granularity, InputError, Runtime, load_config, train_run
 from repmix_orma.cached import FrozenCachedEncoder
 from repmix_orma.fingerprints import MorganFingerprintTokenizer
 from repmix_orma.mlp import MLPEncoder, MLPPooler
@@ -127,6 +127,7 @@ def _cached(inner: torch.nn.Module) -> FrozenCachedEncoder:
     enc._grans = ["token", "first"]
     enc._dtype = torch.float32
     enc._cache = {}
+    enc._top, enc._live = [], {}
     enc.misses = enc.hits = 0
     return enc
 
@@ -185,6 +186,41 @@ def test_frozen_cached_minilm_equals_hf_transformer(tiny_bert_dir: str) -> None:
     np.testing.assert_allclose(vecs[0], vecs[1], atol=1e-5)
 
 
+def test_trainable_top_layer_equals_the_encoder_and_alone_gets_gradients(tiny_bert_dir: str) -> None:
+    """train_top_layers: 1 gives the unwrapped encoder's outputs (cached lower layers + the live top layer)."""
+    from repmix.sdk import LocatedConfig, build_model, plan_model
+
+    grans = {"last": -1, "below": -2}
+    text = {"tokenizer": {"type": "std.hf-tokenizer", "model": tiny_bert_dir, "max_length": 16},
+            "poolers": {"mean": {"type": "std.mean", "source": "last"}, "mean-below": {"type": "std.mean", "source": "below"}}}
+    plain = {**text, "encoder": {"type": "std.hf-transformer", "model": tiny_bert_dir, "granularities": grans}}
+    top = {**text, "encoder": {"type": "orma.frozen-cached", "train_top_layers": 1,
+                               "encoder": {"type": "std.hf-transformer", "model": tiny_bert_dir, "granularities": grans}}}
+    texts = ["a small acid", "an alcohol with a long name and more words", "benzene"]
+    models = [build_model(plan_model(LocatedConfig({"model": {"towers": {"text": t}}})), seed=0) for t in (plain, top)]
+    for g in ("mean", "mean-below"):
+        a, b = (m.encode(texts, tower="text", granularity=g) for m in models)
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    model = models[1]
+    model.train()
+    batch = model.tower("text").tokenizer(texts)
+    out = model.tower("text").encoder(batch)
+    out["last"].hidden.sum().backward()
+    wrapper = model.tower("text").encoder
+    stack = wrapper.encoder.model.encoder.layer
+    assert all(p.grad is not None for p in stack[-1].parameters())
+    assert all(p.grad is None and not p.requires_grad for p in stack[0].parameters())
+    assert wrapper.encoder.model.embeddings.word_embeddings.weight.grad is None
+    wrapper(batch)
+    assert wrapper.misses == 3  # the second pass reads the cache
+
+
+def test_trainable_top_layers_need_a_bert_family_encoder() -> None:
+    enc = _cached(_CountingEncoder())
+    with pytest.raises(ConfigError, match="BERT-family"):
+        enc._init_top_layers(1)
+
+
 def test_fingerprint_config_trains_two_steps(tiny_bert_dir: str, chebi20_dir: Path, tmp_path: Path) -> None:
     text = "model.towers.text"
     cfg = load_config(
@@ -203,3 +239,21 @@ def test_fingerprint_config_trains_two_steps(tiny_bert_dir: str, chebi20_dir: Pa
     metrics = train_run(cfg, tmp_path / "run", progress=False)
     for name in ("split/text->molecule/hits@1", "with-train-molecules/molecule->text/mrr"):
         assert 0.0 <= metrics[name] <= 1.0
+
+
+def test_extra_fingerprints_equal_rdkit() -> None:
+    from rdkit.Chem import MACCSkeys
+
+    tok = tokenizer(radius=2, size=256, extra=["morgan-r3-counts", "atom-pair-counts", "maccs"])
+    assert tok.feature_dim == 256 * 3 + 167
+    smiles = ["CC(=O)Oc1ccccc1C(=O)O", "c1ccccc1O"]
+    out = tok(smiles)["features"].numpy()
+    for row, s in zip(out, smiles):
+        mol = Chem.MolFromSmiles(s)
+        r3 = rdFingerprintGenerator.GetMorganGenerator(radius=3, fpSize=256).GetCountFingerprintAsNumPy(mol)
+        ap = rdFingerprintGenerator.GetAtomPairGenerator(fpSize=256).GetCountFingerprintAsNumPy(mol)
+        maccs = np.zeros(167)
+        DataStructs.ConvertToNumpyArray(MACCSkeys.GenMACCSKeys(mol), maccs)
+        np.testing.assert_allclose(row[256:512], np.log1p(r3), rtol=1e-6)
+        np.testing.assert_allclose(row[512:768], np.log1p(ap), rtol=1e-6)
+        np.testing.assert_array_equal(row[768:], maccs)

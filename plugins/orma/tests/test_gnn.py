@@ -143,3 +143,25 @@ def test_native_backend_equals_pyg_gcnconv_on_real_molecules(tok: MoleculeGraphT
     a, b = native(batch), other(batch)
     for level in ("atom", "motif", "molecule"):
         torch.testing.assert_close(a[level].hidden, b[level].hidden, atol=1e-5, rtol=1e-4)
+
+
+def test_fingerprint_fusion_adds_an_mlp_of_the_fingerprint_to_the_molecule_level(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    fp = {"radius": 2, "size": 64, "counts": True, "log_counts": True, "extra": ["maccs"]}
+    tok = MoleculeGraphTokenizer(MoleculeGraphTokenizer.Config(cache_dir=str(tmp_path), fingerprint=fp), Runtime())
+    assert tok.fingerprint_dim == 64 + 167
+    batch = tok(SMILES)
+    assert batch.fingerprint is not None and batch.fingerprint.shape == (len(SMILES), 64 + 167)
+    fused = build(tok, fingerprint_fusion=True, fingerprint_hidden=[32])
+    plain = build(tok)
+    out, ref = fused(batch), plain(batch)
+    assert fused.fingerprint_mlp is not None
+    expected = ref["molecule"].hidden + fused.fingerprint_mlp(batch.fingerprint)
+    torch.testing.assert_close(out["molecule"].hidden, expected)
+    torch.testing.assert_close(out["atom"].hidden, ref["atom"].hidden)  # only the molecule level changes
+    out["molecule"].hidden.sum().backward()
+    assert all(p.grad is not None for p in fused.fingerprint_mlp.parameters())
+
+
+def test_fingerprint_fusion_needs_tokenizer_fingerprints(tok: MoleculeGraphTokenizer) -> None:
+    with pytest.raises(ConfigError, match="fingerprint"):
+        build(tok, fingerprint_fusion=True)

@@ -126,6 +126,17 @@ def test_causal_lm_loss_equals_gpt2_lm_head_model() -> None:
     assert torch.allclose(ours, theirs, atol=1e-6), (float(ours), float(theirs))
 
 
+def test_train_body_false_leaves_only_the_head_trainable() -> None:
+    tok = byte_tokenizer()
+    arch = {"model_type": "bert", "num_hidden_layers": 1, "hidden_size": 16, "num_attention_heads": 2,
+            "intermediate_size": 32, "max_position_embeddings": 64}
+    enc = HFLanguageModel(HFLanguageModel.Config(architecture=arch, head="masked", train_body=False),
+                          Runtime(tokenizer=tok))
+    trainable = {n for n, p in enc.lm.named_parameters() if p.requires_grad}
+    assert trainable and all(not n.startswith(enc.lm.base_model_prefix + ".") for n in trainable)
+    assert not enc.lm.get_output_embeddings().weight.requires_grad  # tied to the frozen input embeddings
+
+
 def test_free_head_is_not_tied() -> None:
     tok = byte_tokenizer()
     arch = {"model_type": "gpt2", "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 64}

@@ -45,11 +45,13 @@ from repmix.sdk import (
     EncoderSignature,
     Granularity,
     GranularitySpec,
+    InputError,
     Runtime,
 )
 from torch import Tensor, nn
 
 from repmix_orma.graph import GraphBatch
+from repmix_orma.mlp import build_mlp
 
 __all__ = ["GCNLayer", "HierarchicalGNN", "HierarchicalGNNConfig", "gcn_norm", "normalized_adjacency"]
 
@@ -108,6 +110,12 @@ class HierarchicalGNNConfig(ComponentConfig):
     layers: int = Field(3, ge=1, le=16, description="GCN layers (ORMA/Text2Mol: 3)")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout after every GCN layer and between the MLP layers")
     level_projection: bool = Field(True, description="a separate Linear(dim, dim) per level, as ORMA")
+    fingerprint_fusion: bool = Field(
+        False, description="add an MLP of the molecule's fingerprint (the tokenizer's 'fingerprint') to the "
+        "molecule level (not in ORMA: a chemistry prior where 2.6k pairs cannot teach the GCN enough)",
+    )
+    fingerprint_hidden: list[int] = Field(default_factory=lambda: [1024], description="hidden widths of that MLP")
+    fingerprint_dropout: float = Field(0.2, ge=0.0, lt=1.0, description="dropout inside that MLP")
     backend: Literal["native", "pyg"] = Field(
         "native", description="native: sparse-matrix GCN (no extra dependency); pyg: torch_geometric's GCNConv"
     )
@@ -171,6 +179,16 @@ class HierarchicalGNN(Encoder):
         self.dropout = nn.Dropout(c.dropout)
         if c.level_projection:
             self.projections = nn.ModuleDict({level: nn.Linear(c.dim, c.dim) for level in LEVELS})
+        self.fingerprint_mlp: nn.Module | None = None
+        if c.fingerprint_fusion:
+            fp_dim = getattr(runtime.tokenizer, "fingerprint_dim", 0)
+            if not isinstance(fp_dim, int) or fp_dim < 1:
+                raise ConfigError(
+                    "fingerprint_fusion needs molecule fingerprints from the tokenizer",
+                    path="fingerprint_fusion",
+                    hint="set the tokenizer's fingerprint: {radius: 2, size: 2048, ...} (orma.molecule-graph)",
+                )
+            self.fingerprint_mlp = build_mlp(fp_dim, list(c.fingerprint_hidden), c.dim, "gelu", c.fingerprint_dropout)
         torch.random.set_rng_state(rng_state)
         self.reset_parameters()
 
@@ -222,6 +240,11 @@ class HierarchicalGNN(Encoder):
             mask = index < h.shape[0]
             values = self._project(level, padded[index])
             out[level] = Granularity(values.masked_fill(~mask.unsqueeze(-1), 0.0), mask)
-        out["molecule"] = Granularity(self._project("molecule", h[batch.molecule_index]))
+        molecule = self._project("molecule", h[batch.molecule_index])
+        if self.fingerprint_mlp is not None:
+            if batch.fingerprint is None:
+                raise InputError("fingerprint_fusion: the graph batch has no fingerprints (set the tokenizer's fingerprint)")
+            molecule = molecule + self.fingerprint_mlp(batch.fingerprint.to(molecule.dtype))
+        out["molecule"] = Granularity(molecule)
         extras = {"num_atoms": batch.num_atoms, "num_motifs": batch.num_motifs}
         return Encoded(out, layers=None, layers_of="atom", extras=extras)

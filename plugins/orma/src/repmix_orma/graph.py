@@ -243,6 +243,7 @@ class GraphBatch:
     atom_index: Tensor
     motif_index: Tensor
     molecule_index: Tensor
+    fingerprint: Tensor | None = None  # [B, F] molecule fingerprints when the tokenizer's 'fingerprint' is set
 
     @property
     def num_graphs(self) -> int:
@@ -287,6 +288,12 @@ class MoleculeGraphConfig(ComponentConfig):
     mol2vec: str | None = Field(
         None, description="mol2vec table (.safetensors from 'repmix orma mol2vec') for atom_features mol2vec/both"
     )
+    fingerprint: dict[str, Any] | None = Field(
+        None,
+        description="also give each molecule a fingerprint vector (options of orma.morgan-fingerprint, e.g. "
+        "{radius: 2, size: 2048, counts: true, log_counts: true, extra: [maccs]}) for hierarchical-gnn's "
+        "fingerprint_fusion",
+    )
 
 
 @dataclass
@@ -321,6 +328,17 @@ class MoleculeGraphTokenizer(Tokenizer):
         c = self.config
         self.graph_feature_dim = _BASE_DIM + c.morgan_bits  # the RDKit features stored in the disk cache
         self.feature_dim = self.graph_feature_dim
+        self.fingerprints: Any = None
+        self.fingerprint_dim = 0
+        if c.fingerprint is not None:
+            from repmix_orma.fingerprints import MorganFingerprintTokenizer
+
+            try:
+                fp_config = MorganFingerprintTokenizer.Config.model_validate(c.fingerprint)
+            except ValueError as exc:
+                raise ConfigError(f"fingerprint: {str(exc).splitlines()[-1].strip()}", path="fingerprint") from None
+            self.fingerprints = MorganFingerprintTokenizer(fp_config, runtime)
+            self.fingerprint_dim = int(self.fingerprints.feature_dim)
         self.mol2vec_table: Any = None
         if c.atom_features != "rdkit":
             if not c.mol2vec:
@@ -581,7 +599,10 @@ class MoleculeGraphTokenizer(Tokenizer):
                 raise InputError(f"item {i} of the batch: {reason}")
             prepared.append(p)
         self.stats.molecules += len(prepared)
-        return collate(prepared, self.feature_dim, self.stats)
+        batch = collate(prepared, self.feature_dim, self.stats)
+        if self.fingerprints is not None:
+            batch.fingerprint = self.fingerprints(smiles)["features"]
+        return batch
 
 
 def collate(prepared: Sequence[_Prepared], feature_dim: int, stats: CacheStats | None = None) -> GraphBatch:

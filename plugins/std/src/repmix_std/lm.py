@@ -405,6 +405,10 @@ class HFLanguageModel(Encoder):
             description="hidden-state granularities: name -> layer index (0 = embeddings, -1 = last)",
         )
         dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="weights dtype")
+        train_body: bool = Field(
+            True, description="false: freeze the transformer body and train the LM head alone (a head warm-up "
+            "before continued pre-training; a decoder tied to the frozen input embeddings stays frozen)",
+        )
 
         @model_validator(mode="after")
         def _one_source(self) -> HFLanguageModel.Config:
@@ -527,6 +531,8 @@ class HFLanguageModel(Encoder):
         if len(heads) != 1:
             raise ConfigError(f"cannot find the LM head of {type(self.lm).__name__}")
         self.head = heads[0]
+        if not config.train_body:
+            self.lm.base_model.requires_grad_(False)
         self.num_layers = int(hf.num_hidden_layers) + 1
         import inspect
 
