@@ -10,6 +10,11 @@
 * replaces the block between ``<!-- orma-chebi20-issue10:start -->`` and ``:end -->`` in
   docs/results/orma.md with one row per (run, score): Hits@1/10 and MRR in both directions, and the
   run's training time.
+
+    python benchmarks/orma_chebi20_results.py --runs RUN... --block orma-chebi20-gap
+
+writes the rows of single runs (fingerprint models or ORMA level-retrieval runs) into the block
+``<!-- orma-chebi20-gap:start -->`` ... ``:end -->`` instead (§4b of docs/results/orma.md).
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ import statistics
 from pathlib import Path
 
 DOC = Path("docs/results/orma.md")
-START, END = "<!-- orma-chebi20-issue10:start -->", "<!-- orma-chebi20-issue10:end -->"
 SCORES = [
     ("weighted", "ORMA weighted sum"),
     ("zscore", "z-scored levels"),
@@ -65,11 +69,18 @@ def rows_for(label: str, run: Path, prefix: str, scores: list[tuple[str, str]]) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("ablation", help="the ablation's output folder")
+    parser.add_argument("ablation", nargs="?", help="the ablation's output folder")
+    parser.add_argument("--runs", nargs="*", default=[], help="single run directories (instead of an ablation)")
+    parser.add_argument("--block", default="orma-chebi20-issue10", help="the marker name of the table's block")
     parser.add_argument("--grid", default="plugins/orma/configs/ablate-orma-chebi20.yaml")
     parser.add_argument("--overrides", nargs="*", default=[], help="the CLI overrides the ablation ran with")
     parser.add_argument("--baseline", nargs="*", default=[], help="fingerprint-chebi20 run directories")
     args = parser.parse_args()
+    if args.runs:
+        write_block(args.block, table_of_runs([Path(r) for r in args.runs]))
+        return
+    if not args.ablation:
+        parser.error("give the ablation's output folder, or --runs")
 
     from repmix.engine.ablate import prepare, run_dir_of, write_results
 
@@ -81,11 +92,7 @@ def main() -> None:
         shutil.copyfile(path, target)
         print(f"{kind}: {target}")
 
-    header = (
-        "| run | score | t→m Hits@1 | t→m Hits@10 | t→m MRR | m→t Hits@1 | m→t MRR | training min |\n"
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-    )
-    lines = [header]
+    lines = [HEADER]
     base_h1 = []
     for run in map(Path, args.baseline):
         if (run / "metrics.json").is_file():
@@ -101,10 +108,36 @@ def main() -> None:
         lines += rows_for(label, run, "", SCORES)
     if base_h1:
         lines.append(f"\nBaseline mean t→m Hits@1 over {len(base_h1)} seed(s): {100 * statistics.mean(base_h1):.1f}")
-    table = "\n".join(lines)
+    write_block(args.block, "\n".join(lines))
+
+
+HEADER = (
+    "| run | score | t→m Hits@1 | t→m Hits@10 | t→m MRR | m→t Hits@1 | m→t MRR | training min |\n"
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+)
+
+
+def table_of_runs(runs: list[Path]) -> str:
+    """One row per (run, score) of finished single runs: fingerprint models and ORMA level-retrieval runs."""
+    lines = [HEADER]
+    for run in runs:
+        if not (run / "metrics.json").is_file():
+            print(f"skipped (not finished): {run}")
+            continue
+        metrics = json.loads((run / "metrics.json").read_text())
+        if "split/text->molecule/hits@1" in metrics:
+            lines += rows_for(run.name, run, "split/", [("", "cosine")])
+        else:
+            lines += rows_for(run.name, run, "", SCORES)
+    return "\n".join(lines)
+
+
+def write_block(block: str, table: str) -> None:
+    """Replace the text between the block's start and end markers in docs/results/orma.md."""
+    start, end = f"<!-- {block}:start -->", f"<!-- {block}:end -->"
     text = DOC.read_text(encoding="utf-8")
-    if START in text:
-        text = text[: text.index(START) + len(START)] + "\n" + table + "\n" + text[text.index(END) :]
+    if start in text:
+        text = text[: text.index(start) + len(start)] + "\n" + table + "\n" + text[text.index(end) :]
         DOC.write_text(text, encoding="utf-8")
     print(table)
 
