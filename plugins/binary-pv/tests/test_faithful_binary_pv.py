@@ -71,3 +71,23 @@ def test_sequence_input_is_mean_pooled_first() -> None:
     c = pooler(Encoded({"token": Granularity(h, mask)})).hidden
     pooled = torch.stack([h[0, :3].mean(0), h[1].mean(0)])
     torch.testing.assert_close(c, pooler(Encoded({"token": Granularity(pooled)})).hidden)
+
+
+def test_word_popcount_and_top_k_match_the_definition_with_ties(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from repmix_binary_pv import search as search_module
+
+    rng = np.random.default_rng(0)
+    for bits in (5, 12, 64, 100, 128):
+        a = rng.integers(0, 2, (11, bits)).astype(np.uint8)
+        b = rng.integers(0, 2, (300, bits)).astype(np.uint8)
+        ham = (a[:, None, :] != b[None, :, :]).sum(-1)  # by definition; many ties among 300 documents
+        pa, pb = pack(a), pack(b)
+        np.testing.assert_array_equal(hamming(pa, pb), ham)
+        for k in (1, 10, 299, 300, 400):
+            top, _ = search(pa, pb, k=k, chunk=4)
+            np.testing.assert_array_equal(top, np.argsort(ham, axis=1, kind="stable")[:, :k])
+    # the byte-table fallback (NumPy without bitwise_count) counts the same bits
+    x = search_module.as_words(pack(rng.integers(0, 2, (6, 128)).astype(np.uint8)))
+    expected = np.array([[bin(int(w)).count("1") for w in row] for row in x])
+    monkeypatch.delattr(np, "bitwise_count", raising=False)
+    np.testing.assert_array_equal(search_module._popcount(x), expected)

@@ -1,0 +1,9 @@
+"""Dynamic tokenization (Feher, Vulić & Minixhofer, ACL 2025) for repmix.
+
+Batch-level BPE merges of a base tokenizer's subwords (within pretokens), with embeddings for the
+merged tokens predicted by a ZeTT hypernetwork (the ``zett`` plugin's ``zett.hypernetwork``).
+Components: ``dynamic-tokenization.dynamic-bpe``, ``dynamic-tokenization.dynamic-transformer``,
+``dynamic-tokenization.token-counts``.
+"""
+
+__version__ = "1.0.0"
