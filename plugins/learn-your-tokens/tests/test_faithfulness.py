@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 from lyt_helpers import ids_of, tiny_model
-from repmix_learn_your_tokens.layout import word_layout
+from repmix.sdk.words import word_layout
 from repmix_learn_your_tokens.words import SMILES_PATTERN, row_word_starts, split_words
 
 TEXT = "Vitamin D deficiency (p < 0.05) is associated with bone loss."

@@ -33,7 +33,7 @@ from repmix.sdk import (
 from repmix.sdk.lm import LazyGranularity
 from torch import Tensor, nn
 
-from repmix_byte2word.canvas import (
+from repmix.sdk.words import (
     Block,
     WordLayout,
     causal_word_attention,

@@ -41,7 +41,7 @@ from repmix.sdk import (
 from repmix.sdk.lm import LazyGranularity
 from torch import Tensor, nn
 
-from repmix_learn_your_tokens.layout import (
+from repmix.sdk.words import (
     Block,
     WordLayout,
     causal_word_attention,

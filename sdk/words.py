@@ -1,12 +1,12 @@
-"""The flat word canvas of the byte decoder and a pre-LN block with per-example masks.
+"""Word-level byte models: the flat word layout and a pre-LN block with per-example masks.
 
-The same layout as ``learn-your-tokens`` (its ``layout.py``; plugins may not import each
-other, so it is repeated here: see docs/plugins/byte2word.md, "Framework change").
-
-Each word gets ``n`` prefix (CLS) slots in front of its bytes, in one flat sequence per
-row; attention is block-diagonal (a slot sees only its own word's slots), and for the
-decoder also causal inside the block. A row of ``T`` bytes and ``W`` words becomes
-``T + n·W`` slots, plus one trailing padding slot that padding bytes point at.
+Shared by the word-pooled byte language models (``learn-your-tokens``, ``byte2word``), after
+eTok's ``_make_mask`` / ``_get_cls_indx``. Each word gets ``n`` prefix (CLS) slots in front of
+its bytes, in one flat sequence per row; attention is block-diagonal (a slot sees only its own
+word's slots), and for the decoder also causal inside the block. A row of ``T`` bytes and ``W``
+words becomes ``T + n·W`` slots, plus one trailing padding slot that padding bytes point at.
+(:class:`repmix.sdk.vit.Block` takes one mask for the whole batch; :class:`Block` here takes one
+per example.)
 """
 
 from __future__ import annotations
