@@ -17,7 +17,6 @@ def build_pair(tokenizer: Any, arch: dict[str, Any], seed: int = 0, **generator:
     """An ``electra.discriminator`` and the ``electra.generator`` sharing its embeddings (dropout 0)."""
     import torch
     from repmix.sdk import Runtime
-
     from repmix_electra.discriminator import ElectraDiscriminator
     from repmix_electra.generator import ElectraGenerator
 

@@ -13,8 +13,7 @@ import torch
 from repmix.sdk import build_model, load, load_config, plan_model
 from repmix.sdk.testing import run_cli
 
-WORDS = ("the cell protein gene expression increased decreased patients study results mice tumor cancer "
-         "blood levels receptor binding signal pathway activity").split()
+WORDS = ["the", "cell", "protein", "gene", "expression", "increased", "decreased", "patients", "study", "results", "mice", "tumor", "cancer", "blood", "levels", "receptor", "binding", "signal", "pathway", "activity"]
 TOWER = """
       tokenizer: {type: std.lm-tokenizer, algorithm: bytes, max_length: 48}
       encoder:

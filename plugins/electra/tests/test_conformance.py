@@ -10,9 +10,8 @@ embeddings (``tie_embeddings: false``) and an explicit size.
 from __future__ import annotations
 
 import pytest
-from repmix.sdk.conformance import Case, conformance_cases
-
 from electra_testing import BERT, ELECTRA, TEXTS
+from repmix.sdk.conformance import Case, conformance_cases
 
 BYTES = {"type": "std.lm-tokenizer", "algorithm": "bytes", "max_length": 64}
 NO_TOWER = "electra.rtd reads rtd_logits and replaced labels of a tower; the kit's LossInputs have none"

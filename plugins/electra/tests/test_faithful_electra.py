@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 import torch
-from repmix.sdk import Encoded, LossInputs, Runtime, load_component_class
-
 from electra_testing import BERT, ELECTRA, TEXTS, build_pair
+from repmix.sdk import Encoded, LossInputs, Runtime, load_component_class
 from repmix_electra.generator import generator_sizes
 from repmix_electra.loss import ReplacedTokenDetectionLoss
 
@@ -138,7 +137,7 @@ def test_a_sample_equal_to_the_original_is_labelled_original(tokenizer: Any) -> 
 def test_no_discriminator_gradient_reaches_the_generator(tokenizer: Any) -> None:
     disc, gen = build_pair(tokenizer, BERT)
     batch = tokenizer(TEXTS)
-    _, grans, enc = corrupt_and_encode(disc, gen, batch, seed=7)
+    _, _, enc = corrupt_and_encode(disc, gen, batch, seed=7)
     rtd(enc).value.backward()
     own = dict(gen.named_parameters())
     assert own and all(p.grad is None for p in own.values()), "the sample carries no gradient to the generator"
@@ -185,7 +184,6 @@ def test_generator_size_follows_the_official_fractions(tokenizer: Any) -> None:
 
 def test_pretrained_bert_discriminator(tokenizer: Any, tiny_bert_dir: str) -> None:
     from repmix.sdk import Runtime
-
     from repmix_electra.discriminator import ElectraDiscriminator
     from repmix_electra.generator import ElectraGenerator
 

@@ -27,7 +27,6 @@ def build(tokenizer: Any, lexicon: Path, seed: int = 0, **options: Any) -> tuple
     """A tiny ``std.hf-lm`` BERT and an ``ernie-gram.ngram-mask`` reading ``lexicon``."""
     import torch
     from repmix.sdk import Runtime, load_component_class
-
     from repmix_ernie_gram.masking import NgramMasking
 
     hf = load_component_class("encoder", "std.hf-lm")

@@ -15,8 +15,7 @@ import torch
 from repmix.sdk import build_model, load, load_config, plan_model
 from repmix.sdk.testing import run_cli
 
-WORDS = ("the cell protein gene expression increased in patients with the study results of mice tumor cancer "
-         "blood levels receptor binding signal pathway activity").split()
+WORDS = ["the", "cell", "protein", "gene", "expression", "increased", "in", "patients", "with", "the", "study", "results", "of", "mice", "tumor", "cancer", "blood", "levels", "receptor", "binding", "signal", "pathway", "activity"]
 PHRASES = ["in patients with", "the cell", "gene expression", "signal pathway"]
 ENCODER = """
       encoder:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from repmix.sdk.conformance import Case, conformance_cases
-
 from repmix_ernie_gram.lexicon import Lexicon
 
 NO_TOWER = "ernie-gram.ngram-mlm reads a tower's logits, states and n-gram head; the kit's LossInputs have none"

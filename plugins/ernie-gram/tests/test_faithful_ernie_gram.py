@@ -18,9 +18,8 @@ from typing import Any
 
 import pytest
 import torch
-from repmix.sdk import LossInputs, Runtime
-
 from ernie_gram_testing import TEXTS, TowerStub, build, write_lexicon
+from repmix.sdk import LossInputs, Runtime
 from repmix_ernie_gram.loss import ExplicitNgramMLMLoss
 
 

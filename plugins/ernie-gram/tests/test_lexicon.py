@@ -6,8 +6,13 @@ import math
 from pathlib import Path
 
 import pytest
-
-from repmix_ernie_gram.lexicon import Lexicon, build_lexicon, max_match, score_ngrams, t_statistic
+from repmix_ernie_gram.lexicon import (
+    Lexicon,
+    build_lexicon,
+    max_match,
+    score_ngrams,
+    t_statistic,
+)
 
 NEW, YORK, THE, CITY, IS, BIG = 1, 2, 3, 4, 5, 6
 # "the new york city is big" / "new york is big" / "the city is big" / "the big city" / "new york"

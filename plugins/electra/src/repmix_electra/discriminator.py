@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import torch
 from pydantic import Field, field_validator, model_validator
 from repmix.sdk import (
     ComponentConfig,
@@ -31,7 +30,14 @@ from repmix.sdk import (
     InputError,
     Runtime,
 )
-from repmix.sdk.hf import load_hf_config, load_hf_model, model_files, model_input_keys, resolve_model_dir, validate_model_dir
+from repmix.sdk.hf import (
+    load_hf_config,
+    load_hf_model,
+    model_files,
+    model_input_keys,
+    resolve_model_dir,
+    validate_model_dir,
+)
 from repmix.sdk.lm import LazyGranularity
 from torch import Tensor, nn
 
@@ -136,7 +142,9 @@ class ElectraDiscriminator(Encoder):
     def __init__(self, config: Config, runtime: Runtime) -> None:
         super().__init__(config, runtime)
         from transformers import AutoModel
-        from transformers.models.electra.modeling_electra import ElectraDiscriminatorPredictions
+        from transformers.models.electra.modeling_electra import (
+            ElectraDiscriminatorPredictions,
+        )
 
         tok = runtime.tokenizer
         hf = self.hf_config(config, tok)

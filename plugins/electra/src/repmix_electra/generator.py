@@ -53,7 +53,14 @@ from repmix.sdk import (
     PipelineError,
     Runtime,
 )
-from repmix.sdk.lm import bert_replace, candidate_mask, sample_replacements, select_tokens, select_words, targets_granularity
+from repmix.sdk.lm import (
+    bert_replace,
+    candidate_mask,
+    sample_replacements,
+    select_tokens,
+    select_words,
+    targets_granularity,
+)
 from torch import Tensor, nn
 
 from repmix_electra.discriminator import ELECTRA_CITATION
@@ -94,10 +101,10 @@ class TiedOutput(nn.Module):
 
 def generator_sizes(hidden: int, layers: int, hidden_fraction: float, layers_fraction: float) -> dict[str, int]:
     """The official ``get_generator_config``: width and depth fractions of the discriminator's."""
-    gen_hidden = int(round(hidden * hidden_fraction))
+    gen_hidden = round(hidden * hidden_fraction)
     return {
         "hidden_size": gen_hidden,
-        "num_hidden_layers": int(round(layers * layers_fraction)),
+        "num_hidden_layers": round(layers * layers_fraction),
         "intermediate_size": 4 * gen_hidden,
         "num_attention_heads": max(1, gen_hidden // 64),
     }

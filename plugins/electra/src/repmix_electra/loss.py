@@ -16,7 +16,16 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from repmix.sdk import ComponentConfig, Encoded, InputError, Loss, LossInputs, LossOutput, PipelineError, TowerView
+from repmix.sdk import (
+    ComponentConfig,
+    Encoded,
+    InputError,
+    Loss,
+    LossInputs,
+    LossOutput,
+    PipelineError,
+    TowerView,
+)
 
 from repmix_electra.discriminator import ELECTRA_CITATION
 

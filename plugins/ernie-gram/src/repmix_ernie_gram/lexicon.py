@@ -69,7 +69,7 @@ def score_ngrams(
     counts: Counter[tuple[int, ...]] = Counter()
     aligned: Counter[tuple[int, ...]] = Counter()
     positions = [0] * (max_n + 1)
-    banned = set(int(i) for i in exclude)
+    banned = {int(i) for i in exclude}
     starts_iter = iter(word_starts) if word_starts is not None else None
     for doc in docs:
         row = [int(i) for i in doc]

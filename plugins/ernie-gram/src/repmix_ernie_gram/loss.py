@@ -19,7 +19,16 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from repmix.sdk import ComponentConfig, Encoded, InputError, Loss, LossInputs, LossOutput, PipelineError, TowerView
+from repmix.sdk import (
+    ComponentConfig,
+    Encoded,
+    InputError,
+    Loss,
+    LossInputs,
+    LossOutput,
+    PipelineError,
+    TowerView,
+)
 from repmix.sdk.lm import IGNORE_INDEX
 
 from repmix_ernie_gram.masking import ERNIE_GRAM_CITATION

@@ -54,7 +54,12 @@ from repmix.sdk import (
     PipelineError,
     Runtime,
 )
-from repmix.sdk.lm import bert_replace, candidate_mask, select_phrases, targets_granularity
+from repmix.sdk.lm import (
+    bert_replace,
+    candidate_mask,
+    select_phrases,
+    targets_granularity,
+)
 from torch import Tensor, nn
 
 from repmix_ernie_gram.lexicon import Lexicon, build_lexicon, max_match, score_ngrams
@@ -281,8 +286,6 @@ class NgramMasking(Corruptor):
         c = self.config
         if "input_ids" not in batch:
             raise InputError("ernie-gram.ngram-mask reads input_ids from the tokenizer's batch")
-        ids = batch["input_ids"]
-        bsz, width = ids.shape
         cand, spans = self.segments(batch)
         if c.selection == "segments":
             # every maximum-matching segment (a lexicon n-gram or a single candidate token) is one unit,
