@@ -19,7 +19,6 @@ import random
 import pytest
 import torch
 from repmix.sdk import Runtime, load_component_class
-
 from repmix_dynamic_tokenization.boundaries import metaspace_rules, wordpiece_rules
 from repmix_dynamic_tokenization.merging import dynamic_merges, reference_merges
 
@@ -107,7 +106,8 @@ def test_delta_tokens_and_losslessness_on_minilm(minilm_dir: str, shared_data_di
         pytest.skip(f"{path} not found")
     import json
 
-    texts = [(lambda r: r["title"] + " " + r["text"])(json.loads(line)) for line in path.open()][:48]
+    rows = [json.loads(line) for line in path.open()][:48]
+    texts = [r["title"] + " " + r["text"] for r in rows]
     tok = build("tokenizer", "dynamic-tokenization.dynamic-bpe", model=str(minilm_dir), max_merges=None)
     base_tokens, base_ids, _ = tok.merge(texts)
     running = [list(s) for s in base_tokens]

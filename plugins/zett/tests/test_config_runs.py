@@ -23,7 +23,6 @@ def test_evaluation_configs_check(config: Path, minilm_dir: str) -> None:
 @pytest.mark.parametrize("config", [c for c in CONFIGS if c.name.startswith("hypernetwork")], ids=lambda p: p.name)
 def test_training_configs_validate(config: Path, minilm_dir: str) -> None:
     from repmix.sdk import load_config
-
     from repmix_zett.training import HypernetTrainConfig
 
     cfg = HypernetTrainConfig.model_validate(load_config(config).data)

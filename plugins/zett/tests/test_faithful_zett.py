@@ -108,14 +108,12 @@ def test_identity_recovery_after_the_warmup(tmp_path: Path, tiny_bert_dir: str, 
 
 def test_decomposition_is_berts_own_wordpiece(minilm_dir: str) -> None:
     """Words decompose as MiniLM's tokenizer splits them; a word's tail (##...) as the tail of that split."""
-    from transformers import AutoTokenizer
-
     from repmix_zett.vocabulary import SourceVocabulary
+    from transformers import AutoTokenizer
 
     ref = AutoTokenizer.from_pretrained(minilm_dir)
     voc = SourceVocabulary.from_model(Path(minilm_dir))
-    words = ("ribonucleoprotein regulate modulated stability mRNA Naïve tokenization electrophoresis "
-             "hypercholesterolemia xylophone café antidisestablishmentarianism").split()
+    words = ["ribonucleoprotein", "regulate", "modulated", "stability", "mRNA", "Naïve", "tokenization", "electrophoresis", "hypercholesterolemia", "xylophone", "café", "antidisestablishmentarianism"]
     for word in words:
         assert voc.decompose_full(word) == ref(word, add_special_tokens=False)["input_ids"], word
         pieces = ref.tokenize(word)

@@ -25,6 +25,7 @@ import heapq
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 Pair = tuple[str, str]
 Valid = Callable[[str, str], bool]
@@ -144,7 +145,7 @@ def dynamic_merges(
         frequency = len(left_nodes)
         touched: set[Pair] = set()
 
-        def drop(pair: Pair, node: _Node) -> None:
+        def drop(pair: Pair, node: _Node, touched: set[Pair] = touched) -> None:
             nodes = occ.get(pair)
             if nodes is not None and node in nodes:
                 nodes.discard(node)
@@ -213,7 +214,7 @@ def reference_merges(
     while max_merges is None or len(pairs_merged) < max_merges:
         freqs: Counter[Pair] = Counter()
         for seq in batch:
-            freqs.update(p for p in zip(seq, seq[1:]) if is_valid(p[0], p[1]))
+            freqs.update(p for p in pairwise(seq) if is_valid(p[0], p[1]))
         if not freqs:
             break
         a, b = max(freqs, key=freqs.get)  # type: ignore[arg-type]

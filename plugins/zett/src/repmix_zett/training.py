@@ -262,7 +262,7 @@ def _train(cfg: HypernetTrainConfig, out_dir: Path, log: Callable[[str], None]) 
             text_pos = 0
         chunk = texts[text_pos : text_pos + cfg.tokenizer_texts]
         text_pos += cfg.tokenizer_texts
-        size = int(round(math.exp(rng.uniform(math.log(cfg.vocab_min), math.log(cfg.vocab_max)))))
+        size = round(math.exp(rng.uniform(math.log(cfg.vocab_min), math.log(cfg.vocab_max))))
         target = train_like_source(chunk, source_backend, size, min_frequency=1)
         target.no_truncation()
         target.enable_padding(pad_id=int(target.token_to_id(vocab.tokens[vocab.pad_id]) or 0))
