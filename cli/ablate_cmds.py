@@ -40,7 +40,7 @@ def repmix_add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     a.add_argument(
         "-o", "--output", metavar="OUT_DIR", default=None,
-        help="output directory (default: runs/ablate-<grid file name without .yaml>)",
+        help="output directory (default: runs/ablate-<grid file name without .yaml>, without a doubled 'ablate-')",
     )
     a.add_argument(
         "--dry-run", action="store_true",

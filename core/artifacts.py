@@ -334,10 +334,12 @@ def init_weights_from(model: Any, path: str | Path) -> dict[str, int]:
     try:
         with safe_open(str(directory / WEIGHTS_FILE), framework="pt") as source:
             names = set(source.keys())
+            loaded_storage: set[int] = set()
+            absent: list[Any] = []
             with torch.no_grad():
                 for name, tensor in own.items():
                     if name not in names:
-                        counts["absent"] += 1
+                        absent.append(tensor)
                         continue
                     value = source.get_tensor(name)
                     if tuple(value.shape) != tuple(tensor.shape):
@@ -345,6 +347,10 @@ def init_weights_from(model: Any, path: str | Path) -> dict[str, int]:
                         continue
                     tensor.copy_(value.to(dtype=tensor.dtype, device=tensor.device))
                     counts["loaded"] += 1
+                    loaded_storage.add(tensor.untyped_storage().data_ptr())
+            # A tied tensor (a decoder sharing the input embeddings) is saved under one name only:
+            # its other names are loaded through the shared storage, not absent.
+            counts["absent"] = sum(1 for t in absent if t.untyped_storage().data_ptr() not in loaded_storage)
     except SafetensorError as exc:
         raise ArtifactError(f"cannot read {WEIGHTS_FILE} in {str(directory)!r}: {exc}") from None
     counts["unused"] = len(names - set(own))

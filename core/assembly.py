@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from repmix.core.config import LocatedConfig, PathKey, dotted
+from repmix.core.config import LocatedConfig, PathKey, dotted, split_path
 from repmix.core.errors import ConfigError, PluginError
 from repmix.core.spec import (
     ALIGNMENT_KEYS,
@@ -367,6 +367,9 @@ def instantiate_component(
     try:
         obj = pc.cls(pc.config, runtime)
     except ConfigError as err:
+        if err.path is not None and err.file is None and err.line is None:
+            # A component names its own option (``path="entities"``): relative to its block.
+            err.path = dotted(pc.path + split_path(err.path))
         raise cfg.locate(err, pc.path) from None
     if not pc.trainable and hasattr(obj, "parameters"):
         for p in obj.parameters():

@@ -79,7 +79,7 @@ class LocatedConfig:
 
     def where(self, path: PathKey | str) -> tuple[str | None, int | None]:
         """File and line of ``path`` or, failing that, of its nearest ancestor."""
-        key = _split(path) if isinstance(path, str) else tuple(path)
+        key = split_path(path) if isinstance(path, str) else tuple(path)
         while key:
             if key in self.lines:
                 return self.lines[key]
@@ -102,7 +102,7 @@ class LocatedConfig:
     def get(self, path: PathKey | str, default: Any = None) -> Any:
         """Value at a dotted path, or ``default``."""
         node: Any = self.data
-        for part in _split(path) if isinstance(path, str) else path:
+        for part in split_path(path) if isinstance(path, str) else path:
             if isinstance(node, dict) and part in node:
                 node = node[part]
             elif isinstance(node, list) and isinstance(part, int) and -len(node) <= part < len(node):
@@ -120,7 +120,8 @@ class LocatedConfig:
         return LocatedConfig(copy.deepcopy(self.data), dict(self.lines), self.source)
 
 
-def _split(path: str) -> PathKey:
+def split_path(path: str) -> PathKey:
+    """``"model.losses.0"`` -> ``("model", "losses", 0)``."""
     return tuple(int(p) if p.lstrip("-").isdigit() else p for p in path.split(".") if p != "")
 
 
@@ -292,9 +293,22 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[PathKey, tuple[str, int]
     return data, lines
 
 
+def _component_name(block: dict[str, Any]) -> str | None:
+    """The unqualified ``type`` of a component block (``std.mean`` and ``mean`` are one name)."""
+    t = block.get("type")
+    return t.rsplit(".", 1)[-1] if isinstance(t, str) else None
+
+
 def deep_merge(base: Any, override: Any) -> Any:
-    """Merge ``override`` into ``base``: mappings merge key by key, everything else is replaced."""
+    """Merge ``override`` into ``base``: mappings merge key by key, everything else is replaced.
+
+    A component block whose ``type`` names another component replaces the base's block whole:
+    the base's options belong to the component it replaces.
+    """
     if isinstance(base, dict) and isinstance(override, dict):
+        new_type, old_type = _component_name(override), _component_name(base)
+        if new_type is not None and old_type is not None and new_type != old_type:
+            return copy.deepcopy(override)
         out = dict(base)
         for k, v in override.items():
             out[k] = deep_merge(base[k], v) if k in base else copy.deepcopy(v)
@@ -369,7 +383,7 @@ def parse_override(text: str) -> tuple[PathKey, Any]:
     """``"train.lr=1e-4"`` -> (("train", "lr"), 0.0001)."""
     key, sep, raw = text.partition("=")
     key = key.strip()
-    path = _split(key) if key else ()
+    path = split_path(key) if key else ()
     if not sep or not key or not path or any(p == "" for p in key.split(".")):
         raise ConfigError(
             f"override {text!r} is not of the form dotted.key=value",

@@ -285,8 +285,15 @@ def load_grid(path: str | Path) -> AblationSpec:
                     if not isinstance(n, str) or not _LABEL.match(n):
                         raise src.error("a value name must be letters, digits, '.', '_', '+' or '-'",
                                         lpath + ("values", i), found=n)
-                if len(set(names)) != len(names):
-                    raise src.error("two values have the same name", lpath + ("values",), found=names)
+                # A zip key may repeat a value (its rows differ by the other keys): equal values may
+                # share a name, different values may not.
+                axis = next(a for a in axes if key in a.keys)
+                column = [row[axis.keys.index(key)] for row in axis.values]
+                for i, n in enumerate(names):
+                    for j in range(i):
+                        if names[j] == n and column[j] != column[i]:
+                            raise src.error(f"two different values have the same name {n!r}",
+                                            lpath + ("values",), found=names)
                 value_labels[key] = list(names)
             label = label.get("label")
             if label is None:
@@ -676,8 +683,9 @@ def run_dir_of(out_dir: Path, variant: Variant) -> Path:
 
 
 def default_out_dir(grid_file: str | Path) -> Path:
-    """``runs/ablate-<grid file stem>`` (relative to the working directory)."""
-    return Path("runs") / f"ablate-{Path(grid_file).stem}"
+    """``runs/ablate-<grid file stem>``, or ``runs/<stem>`` for a stem already starting with ``ablate-``."""
+    stem = Path(grid_file).stem
+    return Path("runs") / (stem if stem.startswith("ablate-") else f"ablate-{stem}")
 
 
 def _read_plan(out_dir: Path) -> dict[str, Any]:

@@ -27,7 +27,7 @@ def plot_loss(records: list[dict[str, Any]], path: Path) -> bool:
     losses = [r["loss"] for r in train]
     if not steps:
         return False
-    standard = {"type", "step", "epoch", "loss", "lr", "items_per_s", "elapsed"}
+    standard = {"type", "step", "epoch", "loss", "lr", "items_per_s", "elapsed", "cpu_elapsed"}
     terms = sorted({k for r in train for k, v in r.items() if k not in standard and isinstance(v, (int, float))})
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

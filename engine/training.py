@@ -516,6 +516,7 @@ class _Trainer:
             "lr": lr,
             "items_per_s": window["items"] / max(now - window["start"], 1e-9),
             "elapsed": round(state.elapsed, 3),
+            "cpu_elapsed": round(state.cpu_elapsed, 3),
         }
         record.update({k: v / steps_in for k, v in sorted(w.items())})
         state.window = {}
@@ -535,6 +536,7 @@ class _Trainer:
             "lr": self._lr(),
             "items_per_s": items_per_s,
             "elapsed": round(state.elapsed, 3),
+            "cpu_elapsed": round(state.cpu_elapsed, 3),
         })
         last_epoch = epoch + 1 >= self.train.epochs or state.step >= self.total_steps
         if self.train.evaluate_every_epoch and specs and not last_epoch:

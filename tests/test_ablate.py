@@ -197,13 +197,30 @@ def test_labels_name_values_as_well_as_keys(tmp_path: Path) -> None:
     assert variants[2].settings[POOLER] == {"type": "layer-mean", "layer": 0}  # names only; values unchanged
     for bad, message in (
         ("{values: [only-one]}", "one short name for each of the 2 values"),
-        ("{values: [a, a]}", "two values have the same name"),
+        ("{values: [a, a]}", "two different values have the same name"),
         ("{values: [a, 'b c']}", "a value name must be"),
         ("{names: [a, b]}", "unknown key 'names'"),
     ):
         bad_grid = grid_file(tmp_path, f"grid:\n  {POOLER}: [toy-mean, layer-mean]\nlabels:\n  {POOLER}: {bad}\n")
         with pytest.raises(ConfigError, match=message):
             ab.load_grid(bad_grid)
+
+
+def test_a_zip_key_repeating_a_value_may_repeat_its_name(tmp_path: Path) -> None:
+    """In a zip, one key may keep a value while another changes: equal values may share a name."""
+    grid = grid_file(tmp_path, """\
+        zip:
+          train.lr: [1.0e-3, 1.0e-3, 5.0e-5]
+          train.batch_size: [8, 16, 16]
+        labels:
+          train.lr: {values: [fast, fast, slow]}
+        """)
+    variants = ab.expand(ab.load_grid(grid))
+    assert [v.group for v in variants] == ["lr=fast__batch_size=8", "lr=fast__batch_size=16", "lr=slow__batch_size=16"]
+    bad = grid_file(tmp_path, "zip:\n  train.lr: [1.0e-3, 5.0e-5]\n  train.batch_size: [8, 16]\n"
+                              "labels:\n  train.lr: {values: [same, same]}\n")
+    with pytest.raises(ConfigError, match="two different values have the same name 'same'"):
+        ab.load_grid(bad)
 
 
 def test_labels_and_value_text() -> None:
@@ -725,3 +742,8 @@ def test_long_combination_names_are_numbered_in_the_plot() -> None:
     long = ["global=0.5__local=0.25__mid=0.25__solver=ipot", "global=1.0__local=0.0__mid=0.0__solver=ipot"]
     ticks, key = ab.tick_labels(long)
     assert ticks == ["1", "2"] and key == [f"1: {long[0]}", f"2: {long[1]}"]
+
+
+def test_default_output_directory_does_not_double_the_prefix() -> None:
+    assert ab.default_out_dir("grids/pooler-loss.yaml") == Path("runs/ablate-pooler-loss")
+    assert ab.default_out_dir("examples/ablate-poolers.yaml") == Path("runs/ablate-poolers")

@@ -14,7 +14,7 @@ from repmix.core.assembly import build_model, plan_model
 from repmix.cli.main import main
 from repmix.core.components import ComponentConfig, Loss, LossInputs
 from repmix.core.config import LocatedConfig, parse_yaml
-from repmix.core.errors import PipelineError
+from repmix.core.errors import ConfigError, PipelineError
 from repmix.core.dataflow import AlignmentView, EncoderSignature, GranularitySpec, LossOutput
 
 
@@ -238,3 +238,32 @@ def test_loss_check_alignments_error_is_located(check, temporary_component) -> N
     assert "lower the width" in err
     ok, err = check(text.replace("max_dim: 8", "max_dim: 16"))
     assert ok == 0, err
+
+
+class FileReadingLoss(Loss):
+    """Raises a ConfigError naming its own option while it is built (a missing file, say)."""
+
+    citation: ClassVar[str] = "test"
+
+    class Config(ComponentConfig):
+        table: str = "table.txt"
+
+    def __init__(self, config: ComponentConfig, runtime: object) -> None:
+        super().__init__(config, runtime)  # type: ignore[arg-type]
+        raise ConfigError(f"table file {config.table!r} does not exist", path="table", found=config.table)  # type: ignore[attr-defined]
+
+    forward = ViewCheckingLoss.forward
+
+
+def test_a_component_error_path_is_relative_to_its_block(toy_plugin: Path, temporary_component) -> None:  # type: ignore[no-untyped-def]
+    """path="table" raised while building model.losses.0 is reported at model.losses.0.table, with its line."""
+    temporary_component("loss", "file-reading", FileReadingLoss)
+    text = TOY_CONFIG.replace("{type: contrastive, on: sim, scale: 20.0}",
+                              "\n      type: file-reading\n      on: sim\n      table: nope.txt")
+    data, lines = parse_yaml(text, "c.yaml")
+    cfg = LocatedConfig(data, lines, "c.yaml")
+    with pytest.raises(ConfigError) as info:
+        build_model(plan_model(cfg))
+    err = info.value
+    assert err.path == "model.losses.0.table"
+    assert (err.file, err.line) == ("c.yaml", text.splitlines().index("      table: nope.txt") + 1)

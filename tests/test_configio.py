@@ -37,6 +37,19 @@ def test_extends_merges_and_keeps_lines(tmp_path: Path) -> None:
     assert cfg.where("train.lr")[0].startswith("<command line>")
 
 
+def test_extends_replaces_a_block_of_another_component(tmp_path: Path) -> None:
+    """Options of the base's component do not leak into another component's block."""
+    (tmp_path / "base.yaml").write_text(
+        "model:\n  tok: {type: std.lm-tokenizer, algorithm: bpe, vocab_size: 4096}\n"
+        "  pool: {type: std.mean, normalize: true}\n")
+    (tmp_path / "child.yaml").write_text(
+        "extends: base.yaml\nmodel:\n  tok: {type: hat.hat-tokenizer, words: text}\n  pool: {type: mean}\n")
+    cfg = load_config(tmp_path / "child.yaml")
+    assert cfg.data["model"]["tok"] == {"type": "hat.hat-tokenizer", "words": "text"}  # replaced whole
+    assert cfg.data["model"]["pool"] == {"type": "mean", "normalize": True}  # the same component: merged
+    assert cfg.where("model.tok.words")[0].endswith("child.yaml")
+
+
 def test_override_errors() -> None:
     from repmix.core.config import LocatedConfig
 

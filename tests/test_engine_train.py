@@ -82,7 +82,9 @@ def test_run_directory_layout(tmp_path: Path) -> None:
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["type"] for r in records] == ["train"] * 3 + ["epoch"] + ["train"] * 3 + ["epoch", "eval"]
     for r in records[:-1]:
-        assert {"step", "epoch", "loss", "lr", "items_per_s", "elapsed"} <= set(r)
+        assert {"step", "epoch", "loss", "lr", "items_per_s", "elapsed", "cpu_elapsed"} <= set(r)
+    cpu = [r["cpu_elapsed"] for r in records[:-1]]
+    assert cpu == sorted(cpu) and cpu[-1] > 0  # CPU seconds of training, growing
     assert records[-1]["metrics"] == metrics
     report = (run / "report.md").read_text()
     assert "## Final metrics" in report and f"| acc | {metrics['acc']:.6g} |" in report

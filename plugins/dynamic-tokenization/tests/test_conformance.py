@@ -36,6 +36,41 @@ CASES = [
 ]
 
 
+# the decoder side: dynamic-bpe over std's BPE (a nested std.lm-tokenizer block) and dynamic-lm (tiny GPT-2)
+BPE = {"type": "std.lm-tokenizer", "algorithm": "bpe", "file": fixture("tiny_bpe"), "max_length": 64}
+LM_TOKENIZER = {"type": "dynamic-tokenization.dynamic-bpe", "base": BPE, "max_length": 64}
+LM_TEXTS = [
+    "Vitamin D deficiency is associated with increased risk of fractures.",
+    "The ribonucleoprotein particles regulate mRNA stability.",
+    "hello world",
+    "Proliferation of tumour cells was reduced.",
+]
+ARCH = {"model_type": "gpt2", "n_layer": 2, "n_embd": 16, "n_head": 2, "n_positions": 64}
+#: the output layer scores the batch's merged tokens: an item alone has another vocabulary (and other ids)
+BATCH_VOCABULARY = {"padding_invariance": "the softmax is over V + the batch's merged tokens, so an item alone gets "
+                                          "logits of another width and other batch-local ids (by design)"}
+CASES += [
+    Case(
+        "tokenizer", "dynamic-tokenization.dynamic-bpe", {"base": BPE, "max_length": 64}, id="tokenizer-dynamic-bpe-lm",
+        items=[*LM_TEXTS, [5, 6, 7]], bad_items=[3, None, [1.5, 2]],
+        bad_configs=[{"base": {"algorithm": "bpe"}}, {"base": BPE, "model": "all-MiniLM-L6-v2"},
+                     {"base": {**BPE, "algorithm": "bytes"}}],
+    ),
+    Case(
+        "encoder", "dynamic-tokenization.dynamic-lm", {"architecture": ARCH}, tokenizer=LM_TOKENIZER, items=LM_TEXTS,
+        expected_failures=BATCH_VOCABULARY,
+        bad_configs=[{"architecture": {"n_layer": 2}}, {"architecture": {**ARCH, "vocab_size": 99}},
+                     {"architecture": {**ARCH, "n_positions": 32}}, {"embeddings": "zett"}],
+    ),
+    Case(
+        "encoder", "dynamic-tokenization.dynamic-lm",
+        {"architecture": ARCH, "embeddings": "hypernetwork", "hypernetwork_heads": 2, "tie_embeddings": False},
+        tokenizer=LM_TOKENIZER, items=LM_TEXTS, id="encoder-dynamic-lm-hypernetwork",
+        expected_failures=BATCH_VOCABULARY, bad_configs=[{"hypernetwork_heads": 3}],
+    ),
+]
+
+
 @conformance_cases(CASES)
 def test_conformance(case: Case, check) -> None:  # type: ignore[no-untyped-def]
     check(case)

@@ -345,6 +345,23 @@ def test_trained_tokenizer_is_saved_with_the_model(corpus: Path, tmp_path: Path,
     assert "files/" in (tmp_path / "saved" / "config.yaml").read_text()
 
 
+def test_init_from_a_tied_decoder_loads_every_tensor(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A tied LM head is saved once: fine-tuning from it reports nothing absent and copies the weights."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clm.yaml").write_text(clm_yaml(corpus))
+    assert run_cli(["train", "clm.yaml", "-o", "first"]) == 0
+    capsys.readouterr()
+    assert run_cli(["train", "clm.yaml", "-o", "second", "train.init_from=first", "train.lr=1e-12",
+                    "train.max_steps=1"]) == 0
+    err = capsys.readouterr().err
+    assert "(0 not in it, 0 of another shape, 0 of its tensors unused)" in err, err
+    from safetensors.torch import load_file
+
+    a, b = (load_file(str(tmp_path / r / "model" / "model.safetensors")) for r in ("first", "second"))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
 def test_train_and_generate_end_to_end(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)

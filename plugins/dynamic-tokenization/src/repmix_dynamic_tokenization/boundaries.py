@@ -48,13 +48,17 @@ def wordpiece_rules(
     return is_valid, concat
 
 
+_SPACELIKE_TABLE = str.maketrans(_SPACELIKE)
+
+
 def _surface(token: str) -> str | None:
     """The text a SentencePiece/byte-level token stands for; ``None`` for a byte that is not text alone."""
-    m = _BYTE_FALLBACK.match(token)
-    if m is not None:
-        value = int(m.group(1), 16)
-        return chr(value) if value < 0x80 else None
-    return "".join(_SPACELIKE.get(c, c) for c in token)
+    if token.startswith("<0x"):
+        m = _BYTE_FALLBACK.match(token)
+        if m is not None:
+            value = int(m.group(1), 16)
+            return chr(value) if value < 0x80 else None
+    return token.translate(_SPACELIKE_TABLE)
 
 
 def metaspace_rules(
@@ -70,7 +74,7 @@ def metaspace_rules(
         else pre_tokenizers.WhitespaceSplit()
     )
 
-    @lru_cache(maxsize=1 << 16)
+    @lru_cache(maxsize=1 << 18)
     def is_valid(a: str, b: str) -> bool:
         if a in special or b in special:
             return False
@@ -78,8 +82,9 @@ def metaspace_rules(
         if sa is None or sb is None:
             return True  # a byte that is not text alone: the official code cannot test it either
         text = sa + sb
-        spacelike = set(" \n\t")
-        if any(c in spacelike for c in text[1:]) and (text == "\n\n" or not all(c in spacelike for c in text)):
+        rest = text[1:]
+        # a spacelike character after the first position: only in an all-spacelike token, never "\n\n"
+        if (" " in rest or "\n" in rest or "\t" in rest) and (text == "\n\n" or text.strip(" \n\t") != ""):
             return False
         return len(splitter.pre_tokenize_str(text)) == 1
 
