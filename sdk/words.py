@@ -11,6 +11,7 @@ per example.)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -136,3 +137,46 @@ def init_gpt2(module: nn.Module) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+def rerun_next_logprobs(
+    ids: Tensor,
+    cache: list[list[int]] | None,
+    attention_mask: Tensor | None,
+    context_length: int | None,
+    logits: Callable[[Tensor, Tensor], Tensor],
+) -> tuple[Tensor, list[list[int]]]:
+    """``CausalLM.next_logprobs`` for a model that re-reads its prefix at every call.
+
+    A word-pooled model has no key/value cache (a word's vector changes until the word is
+    complete), so the cache is the ids read so far and each call runs ``logits(ids, mask)``
+    (``[B, T, V]`` for ``[B, T]`` ids and a bool mask) over prefix + new ids. A call gives at
+    most ``context_length`` new ids per row; when prefix + new ids are longer, the last
+    ``context_length`` are read (a sliding window, for long generations). Returns log-probs
+    ``[B, T, V]`` at the new ids' positions (zeros at masked ones) and the new cache.
+    """
+    from repmix.core.errors import InputError
+
+    mask = torch.ones_like(ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+    given = [ids[i][mask[i]].tolist() for i in range(ids.shape[0])]
+    if context_length is not None and max((len(g) for g in given), default=0) > context_length:
+        raise InputError(f"{max(len(g) for g in given)} new ids in one call, more than the model's "
+                         f"{context_length} positions", hint=f"score windows of at most {context_length} ids")
+    if cache is not None and len(cache) != ids.shape[0]:
+        raise InputError(f"the cache holds {len(cache)} rows but {ids.shape[0]} new rows were given")
+    rows = given if cache is None else [list(cache[i]) + given[i] for i in range(ids.shape[0])]
+    window = [r[-context_length:] if context_length else r for r in rows]
+    width = max(max(len(r) for r in window), 1)
+    x = torch.zeros((len(window), width), dtype=torch.long, device=ids.device)
+    m = torch.zeros((len(window), width), dtype=torch.bool, device=ids.device)
+    for i, r in enumerate(window):
+        if r:
+            x[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+            m[i, : len(r)] = True
+    logprobs = torch.log_softmax(logits(x, m).float(), dim=-1)
+    out = logprobs.new_zeros(ids.shape[0], ids.shape[1], logprobs.shape[-1])
+    for i, r in enumerate(window):
+        k = len(given[i])
+        if k:
+            out[i, torch.nonzero(mask[i]).flatten()] = logprobs[i, len(r) - k : len(r)]
+    return out, rows

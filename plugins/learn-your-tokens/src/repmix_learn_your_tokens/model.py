@@ -46,6 +46,7 @@ from repmix.sdk.words import (
     WordLayout,
     causal_word_attention,
     init_gpt2,
+    rerun_next_logprobs,
     word_layout,
 )
 
@@ -227,27 +228,5 @@ class WordPooledLM(Encoder):
         ``context_length`` new ids per row; when cache + new ids are longer, the last
         ``context_length`` ids are read (a sliding window, for long generations).
         """
-        mask = torch.ones_like(ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
-        given = [ids[i][mask[i]].tolist() for i in range(ids.shape[0])]
-        limit = self.context_length
-        if limit is not None and max((len(g) for g in given), default=0) > limit:
-            raise InputError(f"{max(len(g) for g in given)} new ids in one call, more than the model's "
-                             f"{limit} positions", hint=f"score windows of at most {limit} ids")
-        if cache is not None and len(cache) != ids.shape[0]:
-            raise InputError(f"the cache holds {len(cache)} rows but {ids.shape[0]} new rows were given")
-        rows = given if cache is None else [list(cache[i]) + given[i] for i in range(ids.shape[0])]
-        window = [r[-limit:] if limit else r for r in rows]
-        width = max(max(len(r) for r in window), 1)
-        x = torch.zeros((len(window), width), dtype=torch.long, device=ids.device)
-        m = torch.zeros((len(window), width), dtype=torch.bool, device=ids.device)
-        for i, r in enumerate(window):
-            if r:
-                x[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-                m[i, : len(r)] = True
-        logprobs = torch.log_softmax(self.head(self._run(x, m)[4]).float(), dim=-1)
-        out = logprobs.new_zeros(ids.shape[0], ids.shape[1], logprobs.shape[-1])
-        for i, r in enumerate(window):
-            k = len(given[i])
-            if k:
-                out[i, torch.nonzero(mask[i]).flatten()] = logprobs[i, len(r) - k : len(r)]
-        return out, rows
+        return rerun_next_logprobs(ids, cache, attention_mask, self.context_length,
+                                   lambda x, m: self.head(self._run(x, m)[4]))
