@@ -40,6 +40,7 @@ __all__ = [
     "MODEL_INPUTS",
     "PACKAGED_MINILM_NAMES",
     "TOKENIZER_FILES",
+    "config_from_architecture",
     "load_hf_config",
     "load_hf_model",
     "model_files",
@@ -177,6 +178,25 @@ def load_hf_config(model: str) -> Any:
             found=model,
             hint="the directory must hold a config.json that transformers understands",
         ) from None
+
+
+def config_from_architecture(architecture: dict[str, Any]) -> Any:
+    """A ``transformers`` config from an ``architecture:`` block (``model_type`` + its keys; no weights).
+
+    A model type or key transformers refuses is a :class:`ConfigError` at ``architecture``
+    (the calling component's option).
+    """
+    from transformers import AutoConfig
+
+    kw = dict(architecture)
+    model_type = kw.pop("model_type", None)
+    if not isinstance(model_type, str):
+        raise ConfigError("architecture needs model_type (e.g. gpt2, bert, llama)", path="architecture")
+    try:
+        return AutoConfig.for_model(model_type, **kw)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"cannot build a transformers config from architecture: {exc}",
+                          path="architecture", found=model_type) from None
 
 
 def load_hf_model(model: str, *, pretrained: bool = True, config: Any = None) -> Any:

@@ -50,6 +50,7 @@ from repmix.sdk import (
     InputError,
     Runtime,
 )
+from repmix.sdk.hf import config_from_architecture
 from repmix.sdk.lm import LazyGranularity
 from torch import Tensor, nn
 
@@ -158,15 +159,7 @@ class DynamicLM(Encoder):
 
     @staticmethod
     def _hf_config(config: Config, tokenizer: Any = None) -> Any:
-        from transformers import AutoConfig
-
-        kw = dict(config.architecture)
-        model_type = kw.pop("model_type")
-        try:
-            hf = AutoConfig.for_model(model_type, **kw)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"cannot build a transformers config from architecture: {exc}",
-                              path="architecture", found=model_type) from None
+        hf = config_from_architecture(config.architecture)
         if tokenizer is not None:
             hf.vocab_size = int(tokenizer.base_vocab_size)
             for key in ("pad_token_id", "bos_token_id", "eos_token_id"):

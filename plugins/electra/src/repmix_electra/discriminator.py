@@ -31,6 +31,7 @@ from repmix.sdk import (
     Runtime,
 )
 from repmix.sdk.hf import (
+    config_from_architecture,
     load_hf_config,
     load_hf_model,
     model_files,
@@ -103,15 +104,7 @@ class ElectraDiscriminator(Encoder):
         """The backbone's transformers config (no weights): ``model:``'s, or built from ``architecture:``."""
         if config.model is not None:
             return load_hf_config(config.model)
-        from transformers import AutoConfig
-
-        kw = dict(config.architecture or {})
-        model_type = kw.pop("model_type")
-        try:
-            hf = AutoConfig.for_model(model_type, **kw)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"cannot build a transformers config from architecture: {exc}",
-                              found=model_type) from None
+        hf = config_from_architecture(config.architecture or {})
         vocab = getattr(tokenizer, "vocab_size", None)
         if isinstance(vocab, int):
             hf.vocab_size = vocab

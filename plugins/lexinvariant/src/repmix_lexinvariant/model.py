@@ -46,6 +46,7 @@ from repmix.sdk import (
     InputError,
     Runtime,
 )
+from repmix.sdk.hf import config_from_architecture
 from repmix.sdk.lm import LazyGranularity
 from torch import Tensor
 
@@ -104,15 +105,7 @@ class LexinvariantLM(Encoder):
 
     @classmethod
     def _hf_config(cls, config: Config) -> Any:
-        from transformers import AutoConfig
-
-        kw = dict(config.architecture)
-        model_type = kw.pop("model_type")
-        try:
-            hf = AutoConfig.for_model(model_type, **kw)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"cannot build a transformers config from architecture: {exc}",
-                              path="architecture", found=model_type) from None
+        hf = config_from_architecture(config.architecture)
         hf.vocab_size = 1  # no token table: embeddings come from the random matrix
         return hf
 

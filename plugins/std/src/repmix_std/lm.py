@@ -44,7 +44,7 @@ from repmix.sdk import (
     Tokenizer,
     TowerView,
 )
-from repmix.sdk.hf import model_files, resolve_model_dir
+from repmix.sdk.hf import config_from_architecture, model_files, resolve_model_dir
 from repmix.sdk.lm import IGNORE_INDEX, LazyGranularity
 from torch import Tensor
 
@@ -434,20 +434,12 @@ class HFLanguageModel(Encoder):
 
     @staticmethod
     def _hf_config(config: Config, vocab_size: int | None = None, tokenizer: Any = None) -> Any:
-        from transformers import AutoConfig
-
         if config.model is not None:
             from repmix.sdk.hf import load_hf_config
 
             hf = load_hf_config(config.model)
         else:
-            kw = dict(config.architecture or {})
-            model_type = kw.pop("model_type")
-            try:
-                hf = AutoConfig.for_model(model_type, **kw)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ConfigError(f"cannot build a transformers config from architecture: {exc}",
-                                  path="architecture", found=model_type) from None
+            hf = config_from_architecture(config.architecture or {})
             if vocab_size is not None:
                 hf.vocab_size = vocab_size
             if tokenizer is not None:
