@@ -29,7 +29,8 @@ import math
 import re
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from report import REPO, write_section
+
 DOC = REPO / "docs" / "results" / "language-modeling.md"
 NAMES = {"bpe-20min": "lm20-bpe", "bytes-20min": "lm20-bytes", "bpe-300": "lm-scifact-bpe",
          "bytes-300": "lm-scifact-bytes", "mlm-before": "mlm-scifact-before", "mlm-head": "mlm-scifact-head",
@@ -60,14 +61,6 @@ def cpu_minutes(run: Path, recs: list[dict]) -> list[float]:
         return [r["elapsed"] / 60 for r in recs]
     per_step = float(total.split()[0].replace(",", "")) / recs[-1]["step"]
     return [r["step"] * per_step / 60 for r in recs]
-
-
-def replace_block(text: str, marker: str, body: str) -> str:
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    if start not in text or end not in text:
-        raise SystemExit(f"error: {DOC} lacks the {start} ... {end} markers")
-    head, rest = text.split(start, 1)
-    return f"{head}{start}\n{body}\n{end}{rest.split(end, 1)[1]}"
 
 
 def budget_table(runs: Path, out: dict[str, dict]) -> str:
@@ -140,8 +133,8 @@ def main() -> None:
     target = REPO / "docs" / "results" / "lm-scifact-loss.png"
     fig.savefig(target, dpi=120)
     (REPO / "docs" / "results" / "lm-scifact-results.json").write_text(json.dumps(out, indent=2) + "\n")
-    text = replace_block(DOC.read_text(), "lm-budget", budget_table(args.runs, out))
-    DOC.write_text(replace_block(text, "mlm-results", mlm_table(out)))
+    write_section("lm-budget", budget_table(args.runs, out), path=DOC)
+    write_section("mlm-results", mlm_table(out), path=DOC)
     print(f"wrote {target}, docs/results/lm-scifact-results.json and the tables of {DOC.relative_to(REPO)}")
 
 

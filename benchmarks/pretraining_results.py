@@ -24,22 +24,14 @@ import json
 import re
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from report import REPO, shared_data_dir, write_section
+
 OBJECTIVES = ["mlm", "electra", "ernie-gram", "lem", "tokenunify"]
 LABELS = {"none": "no pre-training (random init)", "mlm": "MLM (BERT 80/10/10)",
           "electra": "ELECTRA (replaced-token detection)", "ernie-gram": "ERNIE-Gram (explicit n-grams)",
           "lem": "LEM (linguistic entity masking)", "tokenunify": "TokenUnify (mixture prediction)"}
 MARK = "pretraining-results"
 GEOMETRY_MARK = "pretraining-geometry"
-
-
-def replace_block(text: str, marker: str, body: str) -> str:
-    """``text`` with the lines between ``<!-- marker:start -->`` and ``<!-- marker:end -->`` set to ``body``."""
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    if start not in text or end not in text:
-        raise SystemExit(f"error: docs/results/pretraining.md lacks the {start} ... {end} markers")
-    head, rest = text.split(start, 1)
-    return f"{head}{start}\n{body}\n{end}{rest.split(end, 1)[1]}"
 
 
 def report_number(report: str, key: str) -> float | None:
@@ -178,10 +170,11 @@ def main() -> None:
             f"| {LABELS[r['objective']]} | {fmt(r['steps'], 0)} | {fmt(r['cpu_s_per_step'], 2)} | {tokens} | "
             f"{cell(r['stsb'])} | {'—' if r is base else delta(r['stsb'], base['stsb'])} | {cell(r['scifact'])} | "
             f"{'—' if r is base else delta(r['scifact'], base['scifact'])} |")
-    text = replace_block((REPO / "docs" / "results" / "pretraining.md").read_text(), MARK, "\n".join(lines))
+    doc = REPO / "docs" / "results" / "pretraining.md"
+    write_section(MARK, "\n".join(lines), path=doc)
 
     if not args.no_geometry:
-        stsb = [ln.rstrip("\n").split("\t") for ln in (REPO.parent / "shared/data/stsb/dev.tsv").open()][1:]
+        stsb = [ln.rstrip("\n").split("\t") for ln in (shared_data_dir() / "stsb" / "dev.tsv").open()][1:]
         pairs = [(float(x[0]), x[1], x[2]) for x in stsb]
         glines = [("| pre-training | zero-shot STS-B dev Spearman of the pre-trained encoder (seeds) | mean cosine of "
                    "different sentences, before fine-tuning | after fine-tuning |"), "| --- | --- | ---: | ---: |"]
@@ -197,8 +190,7 @@ def main() -> None:
             glines.append(f"| {LABELS[r['objective']]} | {cell([g['zero_shot_spearman'] for g in geo])} | "
                           f"{fmt(mean([g['cosine_before'] for g in geo]), 3)} | "
                           f"{fmt(mean([g['cosine_after'] for g in geo]), 3)} |")
-        text = replace_block(text, GEOMETRY_MARK, "\n".join(glines))
-    (REPO / "docs" / "results" / "pretraining.md").write_text(text)
+        write_section(GEOMETRY_MARK, "\n".join(glines), path=doc)
 
     with (REPO / "docs" / "results" / "pretraining-results.csv").open("w", newline="") as f:
         w = csv.writer(f)
