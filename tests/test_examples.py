@@ -136,6 +136,29 @@ def missing_plugins(path: Path) -> list[str]:
     return sorted(missing)
 
 
+def _values_of(node: Any, key: str) -> set[str]:
+    """Every string value of ``key`` in a config tree."""
+    if isinstance(node, dict):
+        found = {node[key]} if isinstance(node.get(key), str) else set()
+        return found.union(*(_values_of(v, key) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_values_of(v, key) for v in node))
+    return set()
+
+
+def missing_spacy_models(path: Path) -> list[str]:
+    """spaCy pipelines (``spacy_model:``, e.g. lem's tagger) that ``path`` names but that are not installed.
+
+    They are separate packages outside the test install (docs/plugins/lem.md says which).
+    """
+    from importlib.util import find_spec
+
+    from repmix.core.config import parse_yaml
+
+    raw, _ = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    return sorted(m for m in _values_of(raw, "spacy_model") if find_spec(m) is None)
+
+
 # ----------------------------------------------------------------------------- check
 @pytest.mark.parametrize("path", example_files(), ids=lambda p: p.name)
 def test_every_example_passes_check_without_the_data(
@@ -145,6 +168,10 @@ def test_every_example_passes_check_without_the_data(
     if missing:
         pytest.skip(f"{path.name} needs plugin(s) that are not installed: {', '.join(missing)} "
                     f"(pip install -e plugins/<name>)")
+    pipelines = missing_spacy_models(path)
+    if pipelines:
+        pytest.skip(f"{path.name} needs the spaCy pipeline(s) {', '.join(pipelines)}, not installed "
+                    f"(see docs/plugins/lem.md)")
     # The examples' relative data paths (../shared/data/...) lead nowhere from here.
     monkeypatch.chdir(tmp_path)
     assert not (tmp_path / ".." / "shared" / "data").exists()
