@@ -220,11 +220,11 @@ def scale_note(payload: dict[str, Any]) -> str:
 
 
 EMBEDDING_OBJECTIVES_HEADER = (
-    "# Embedding objectives: sparse vocabulary vectors (VDR) and binary codes (binary-pv)\n\n"
-    "Produced by `benchmarks/bench_vdr_index.py` and `benchmarks/bench_binary_pv.py` from trained runs "
-    "(`benchmarks/device/issue15.sh` trains them); each section names the command and the machine. "
-    "SciFact: the 809 train claims (the test claims are not in the shared data) against the full "
-    "5,183-abstract corpus, nDCG@10 as std's `beir` evaluator computes it.\n"
+    "# Embedding objectives on all-MiniLM-L6-v2: MNRL, VDR, DefSent+, BabelBERT; sparse vectors and binary codes\n\n"
+    "Produced by `benchmarks/embedding_objectives_results.py` (the objective grid), "
+    "`benchmarks/bench_vdr_index.py` and `benchmarks/bench_binary_pv.py` from trained runs; each section names "
+    "the commands and the machine. SciFact: the 809 train claims (the test claims are not in the shared data) "
+    "against the full 5,183-abstract corpus, nDCG@10 as std's `beir` evaluator computes it.\n"
 )
 EFFICIENT_ENCODERS = RESULTS_DIR / "efficient-encoders.md"
 EMBEDDING_OBJECTIVES = RESULTS_DIR / "embedding-objectives.md"

@@ -26,30 +26,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 from pathlib import Path
 
-from report import REPO, write_section
+from report import REPO, report_value, write_section
+from report import train_records as records
 
 DOC = REPO / "docs" / "results" / "language-modeling.md"
 NAMES = {"bpe-20min": "lm20-bpe", "bytes-20min": "lm20-bytes", "bpe-300": "lm-scifact-bpe",
          "bytes-300": "lm-scifact-bytes", "mlm-before": "mlm-scifact-before", "mlm-head": "mlm-scifact-head",
          "mlm": "mlm-scifact"}
-
-
-def records(run: Path) -> list[dict]:
-    """The ``train`` records of a run's metrics.jsonl."""
-    path = run / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [r for r in (json.loads(x) for x in path.read_text().splitlines() if x.strip()) if r.get("type") == "train"]
-
-
-def report_value(run: Path, key: str) -> str | None:
-    """The value of a ``- key: value`` line of a run's report.md."""
-    path = run / "report.md"
-    m = re.search(rf"^- {re.escape(key)}: (.+)$", path.read_text(), re.MULTILINE) if path.is_file() else None
-    return m.group(1).strip() if m else None
 
 
 def cpu_minutes(run: Path, recs: list[dict]) -> list[float]:

@@ -24,7 +24,7 @@ import json
 import re
 from pathlib import Path
 
-from report import REPO, shared_data_dir, write_section
+from report import REPO, report_number, shared_data_dir, write_section
 
 OBJECTIVES = ["mlm", "electra", "ernie-gram", "lem", "tokenunify"]
 LABELS = {"none": "no pre-training (random init)", "mlm": "MLM (BERT 80/10/10)",
@@ -34,12 +34,6 @@ MARK = "pretraining-results"
 GEOMETRY_MARK = "pretraining-geometry"
 
 
-def report_number(report: str, key: str) -> float | None:
-    """A number from a run's report.md line ``- key: N ...``."""
-    m = re.search(rf"^- {re.escape(key)}: ([0-9.,]+)", report, re.MULTILINE)
-    return float(m.group(1).replace(",", "")) if m else None
-
-
 def pretraining_runs(root: Path) -> dict[tuple[str, int], dict]:
     """(objective, seed) -> steps, CPU seconds and the masked-token count of each pre-training run."""
     out: dict[tuple[str, int], dict] = {}
@@ -47,14 +41,13 @@ def pretraining_runs(root: Path) -> dict[tuple[str, int], dict]:
         m = re.match(r"objective=([^_]+)__.*__seed=(\d+)$", run.name)
         if not m or not (run / "report.md").is_file():
             continue
-        report = (run / "report.md").read_text()
         records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
         train = [r for r in records if r.get("type") == "train"]
         out[(m.group(1), int(m.group(2)))] = {
-            "steps": report_number(report, "optimizer steps"),
-            "cpu_s": report_number(report, "training CPU time"),
+            "steps": report_number(run, "optimizer steps"),
+            "cpu_s": report_number(run, "training CPU time"),
             "final_loss": train[-1]["loss"] if train else None,
-            "budget_stop": "time budget" in report,
+            "budget_stop": "time budget" in (run / "report.md").read_text(),
         }
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -68,3 +69,26 @@ def write_section(key: str, markdown: str, path: Path = BENCHMARKS_MD, header: s
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def train_records(run: Path) -> list[dict]:
+    """The ``train`` records of a run directory's metrics.jsonl (empty when there is none)."""
+    path = run / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    rows = (json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip())
+    return [r for r in rows if r.get("type") == "train"]
+
+
+def report_value(run: Path, key: str) -> str | None:
+    """The value of a ``- key: value`` line of a run directory's report.md."""
+    path = run / "report.md"
+    m = re.search(rf"^- {re.escape(key)}: (.+)$", path.read_text(encoding="utf-8"), re.MULTILINE) if path.is_file() else None
+    return m.group(1).strip() if m else None
+
+
+def report_number(run: Path, key: str) -> float | None:
+    """The leading number of a report.md line (``- training CPU time: 1,234.5 s`` -> 1234.5)."""
+    value = report_value(run, key)
+    m = re.match(r"([0-9][0-9.,]*)", value) if value else None
+    return float(m.group(1).replace(",", "")) if m else None

@@ -36,6 +36,7 @@ __all__ = [
     "candidate_mask",
     "find_phrases",
     "sample_replacements",
+    "scoring_windows",
     "select_phrases",
     "select_spans",
     "select_tokens",
@@ -277,3 +278,38 @@ def sample_replacements(
         u = torch.rand(tuple(logits.shape), generator=generator).to(logits.device).clamp(1e-9, 1 - 1e-9)
         gumbel = -torch.log(-torch.log(u))
         return torch.argmax(logits.detach().float() / temperature + gumbel, dim=-1)
+
+
+def scoring_windows(
+    tokenizer: object, encoder: object, texts: Sequence[object], context: int | None = None,
+) -> tuple[list[list[int]], int]:
+    """Cut each document into windows for exact held-out scoring; returns (windows, total UTF-8 bytes).
+
+    Every window starts with the beginning-of-text id (else end-of-text) and holds up to
+    ``width - 1`` of the document's ids (``tokenizer.encode_plain``), where ``width`` is the
+    smallest of ``context``, the encoder's ``context_length`` and the tokenizer's ``max_length``
+    (512 when none is set); consecutive windows do not overlap, so every id is scored once.
+    Windows come back sorted by length (batches of similar length pad least).
+    """
+    from repmix.core.errors import InputError
+
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        bos = getattr(tokenizer, "eos_token_id", None)
+    if bos is None:
+        raise InputError("the tokenizer has no beginning- or end-of-text token to start each window with")
+    limits = [v for v in (context, getattr(encoder, "context_length", None), getattr(tokenizer, "max_length", None)) if v]
+    width = min(limits) if limits else 512
+    if width < 2:
+        raise InputError(f"a scoring window must hold at least 2 tokens, got {width}")
+    windows: list[list[int]] = []
+    n_bytes = 0
+    for text in texts:
+        if not isinstance(text, str):
+            raise InputError(f"expected documents as text, got {type(text).__name__}",
+                             hint="evaluate on a text-corpus without block_size")
+        n_bytes += len(text.encode("utf-8"))
+        ids = tokenizer.encode_plain(text)  # type: ignore[attr-defined]
+        windows.extend([bos, *ids[s : s + width - 1]] for s in range(0, len(ids), width - 1))
+    windows.sort(key=len)
+    return windows, n_bytes

@@ -51,7 +51,7 @@ from repmix.sdk import (
     Runtime,
 )
 from repmix.sdk.hf import config_from_architecture
-from repmix.sdk.lm import LazyGranularity
+from repmix.sdk.lm import LazyGranularity, scoring_windows
 from torch import Tensor, nn
 
 from .components import CITATION, DynamicBatch
@@ -414,21 +414,7 @@ class BatchVocabulary(Evaluator):
             raise ConfigError(f"dynamic-tokenization.batch-vocabulary: the tokenizer of tower {name!r} is not dynamic-bpe")
         column = data.columns.get(name) if name in data.columns else next(iter(data.columns.values()))
         texts = list(column)[: c.limit] if c.limit else list(column)
-        bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-        if bos is None:
-            raise InputError("the tokenizer has no beginning- or end-of-text token to start each window with")
-        limits = [x for x in (c.context, getattr(enc, "context_length", None), getattr(tok, "max_length", None)) if x]
-        width = min(limits) if limits else 512
-        windows: list[list[int]] = []
-        n_bytes = 0
-        for text in texts:
-            if not isinstance(text, str):
-                raise InputError(f"expected documents as text, got {type(text).__name__}",
-                                 hint="evaluate on a text-corpus without block_size")
-            n_bytes += len(text.encode("utf-8"))
-            ids = tok.encode_plain(text)
-            windows.extend([bos, *ids[s : s + width - 1]] for s in range(0, len(ids), width - 1))
-        windows.sort(key=len)
+        windows, n_bytes = scoring_windows(tok, enc, texts, c.context)
         v = tok.base_vocab_size
         fixed = bool(getattr(tok, "fixed_vocabulary", False))
         tokens = base_tokens = merged = batches = 0

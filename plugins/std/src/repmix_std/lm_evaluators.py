@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import torch
 from pydantic import Field, field_validator
 from repmix.sdk import AssembledModel, ComponentConfig, Evaluator, Examples, InputError, Runtime
+from repmix.sdk.lm import scoring_windows
 
 from repmix_std.lm import is_causal_lm
 
@@ -53,30 +54,11 @@ def score_documents(
 ) -> dict[str, float]:
     """Total NLL (nats), tokens and bytes of ``texts`` under the causal tower (see the module docs)."""
     _, tok, enc = causal_tower(model, tower)
-    bos = getattr(tok, "bos_token_id", None)
-    if bos is None:
-        bos = getattr(tok, "eos_token_id", None)
-    if bos is None:
-        raise InputError("the tokenizer has no beginning- or end-of-text token to start each window with")
-    limits = [v for v in (context, getattr(enc, "context_length", None), getattr(tok, "max_length", None)) if v]
-    width = min(limits) if limits else 512
-    if width < 2:
-        raise InputError(f"a scoring window must hold at least 2 tokens, got {width}")
-    windows: list[list[int]] = []
-    n_bytes = 0
-    for text in texts:
-        if not isinstance(text, str):
-            raise InputError(f"expected documents as text, got {type(text).__name__}",
-                             hint="evaluate on a text-corpus without block_size")
-        n_bytes += len(text.encode("utf-8"))
-        ids = tok.encode_plain(text)
-        for s in range(0, len(ids), width - 1):
-            windows.append([bos, *ids[s : s + width - 1]])
+    windows, n_bytes = scoring_windows(tok, enc, texts, context)
     device = model.device
     nll, tokens = 0.0, 0
     was_training = model.training
     model.eval()
-    windows.sort(key=len)
     try:
         for i in range(0, len(windows), batch_size):
             chunk = windows[i : i + batch_size]
