@@ -21,13 +21,13 @@ Importing this module imports torch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-from repmix.core.dataflow import Granularity
+from repmix.core.dataflow import Granularity, TowerView
 
 __all__ = [
     "IGNORE_INDEX",
@@ -35,6 +35,7 @@ __all__ = [
     "bert_replace",
     "candidate_mask",
     "find_phrases",
+    "pick_tower",
     "sample_replacements",
     "scoring_windows",
     "select_phrases",
@@ -313,3 +314,27 @@ def scoring_windows(
         windows.extend([bos, *ids[s : s + width - 1]] for s in range(0, len(ids), width - 1))
     windows.sort(key=len)
     return windows, n_bytes
+
+
+def pick_tower(
+    component: str, name: str | None, towers: Mapping[str, TowerView], *,
+    provides: str | None = None, corrupted: bool = False, hint: str = "name the tower (tower: text)",
+) -> TowerView:
+    """The tower a loss reads: the one named, else the only tower that provides ``provides`` (or has a corruption).
+
+    For a loss's ``check_towers``: ``component`` names the loss in the messages; an unknown ``name``
+    or no single candidate raises one :class:`~repmix.core.errors.PipelineError` (with ``hint``).
+    """
+    from repmix.core.errors import PipelineError
+
+    if name is not None:
+        if name not in towers:
+            raise PipelineError(f"{component} reads tower {name!r}, which is not declared", found=name, allowed=sorted(towers))
+        return towers[name]
+    if corrupted:
+        found, what = [v for v in towers.values() if v.corruptor is not None], "have a corruption"
+    else:
+        found, what = [v for v in towers.values() if provides in v.granularities], f"provide {provides!r}"
+    if len(found) != 1:
+        raise PipelineError(f"{component} needs tower: when {len(found)} towers {what}", hint=hint)
+    return found[0]

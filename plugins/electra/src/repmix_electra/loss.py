@@ -26,6 +26,7 @@ from repmix.sdk import (
     PipelineError,
     TowerView,
 )
+from repmix.sdk.lm import pick_tower
 
 from repmix_electra.discriminator import ELECTRA_CITATION
 
@@ -47,17 +48,8 @@ class ReplacedTokenDetectionLoss(Loss):
 
     @classmethod
     def check_towers(cls, config: Config, towers: Mapping[str, TowerView]) -> None:
-        if config.tower is not None:
-            if config.tower not in towers:
-                raise PipelineError(f"electra.rtd reads tower {config.tower!r}, which is not declared",
-                                    found=config.tower, allowed=sorted(towers))
-            view = towers[config.tower]
-        else:
-            with_logits = [v for v in towers.values() if config.logits in v.granularities]
-            if len(with_logits) != 1:
-                raise PipelineError(f"electra.rtd needs tower: when {len(with_logits)} towers provide "
-                                    f"{config.logits!r}", hint="use encoder: {type: electra.discriminator, ...}")
-            view = with_logits[0]
+        view = pick_tower("electra.rtd", config.tower, towers, provides=config.logits,
+                          hint="use encoder: {type: electra.discriminator, ...}")
         spec = view.granularities.get(config.logits)
         if spec is None or spec.values != "hidden" or spec.shape != "sequence":
             raise PipelineError(

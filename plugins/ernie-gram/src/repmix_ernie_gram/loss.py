@@ -29,7 +29,7 @@ from repmix.sdk import (
     PipelineError,
     TowerView,
 )
-from repmix.sdk.lm import IGNORE_INDEX
+from repmix.sdk.lm import IGNORE_INDEX, pick_tower
 
 from repmix_ernie_gram.masking import ERNIE_GRAM_CITATION
 
@@ -52,17 +52,7 @@ class ExplicitNgramMLMLoss(Loss):
 
     @classmethod
     def check_towers(cls, config: Config, towers: Mapping[str, TowerView]) -> None:
-        if config.tower is not None:
-            if config.tower not in towers:
-                raise PipelineError(f"ernie-gram.ngram-mlm reads tower {config.tower!r}, which is not declared",
-                                    found=config.tower, allowed=sorted(towers))
-            view = towers[config.tower]
-        else:
-            corrupted = [v for v in towers.values() if v.corruptor is not None]
-            if len(corrupted) != 1:
-                raise PipelineError(f"ernie-gram.ngram-mlm needs tower: when {len(corrupted)} towers have a corruption",
-                                    hint="name the tower (tower: text)")
-            view = corrupted[0]
+        view = pick_tower("ernie-gram.ngram-mlm", config.tower, towers, corrupted=True)
         if view.encoder.causal:
             raise PipelineError(f"ernie-gram.ngram-mlm needs a bidirectional encoder, but tower {view.name!r} "
                                 "has a causal decoder", hint="use a masked-LM architecture (model_type: bert)")

@@ -45,7 +45,7 @@ from repmix.sdk import (
     TowerView,
 )
 from repmix.sdk.hf import config_from_architecture, model_files, resolve_model_dir
-from repmix.sdk.lm import IGNORE_INDEX, LazyGranularity
+from repmix.sdk.lm import IGNORE_INDEX, LazyGranularity, pick_tower
 from torch import Tensor
 
 HF_CITATION = (
@@ -577,24 +577,12 @@ def is_causal_lm(encoder: Any) -> bool:
 
 
 # ------------------------------------------------------------------------------------------- losses
+_LM_TOWER_HINT = "name the tower (tower: text) and use an encoder with an LM head, e.g. hf-lm"
+
+
 class _LMLossConfig(ComponentConfig):
     tower: str | None = Field(None, description="tower whose granularities are read (default: the only tower with logits)")
     logits: str = Field("logits", description="granularity of vocabulary logits [B, N, V]")
-
-
-def _pick_tower(loss: str, config: Any, towers: Mapping[str, TowerView]) -> TowerView:
-    if config.tower is not None:
-        if config.tower not in towers:
-            raise PipelineError(f"{loss} reads tower {config.tower!r}, which is not declared", found=config.tower,
-                                allowed=sorted(towers))
-        return towers[config.tower]
-    with_logits = [v for v in towers.values() if config.logits in v.granularities]
-    if len(with_logits) != 1:
-        raise PipelineError(
-            f"{loss} needs tower: when {len(with_logits)} towers provide {config.logits!r}",
-            hint="name the tower (tower: text) and use an encoder with an LM head, e.g. hf-lm",
-        )
-    return with_logits[0]
 
 
 def _check_logits(loss: str, config: Any, view: TowerView) -> None:
@@ -630,7 +618,7 @@ class MaskedLMLoss(Loss):
 
     @classmethod
     def check_towers(cls, config: Config, towers: Mapping[str, TowerView]) -> None:
-        view = _pick_tower("masked-lm", config, towers)
+        view = pick_tower("masked-lm", config.tower, towers, provides=config.logits, hint=_LM_TOWER_HINT)
         if view.encoder.causal:
             raise PipelineError(
                 f"masked-lm needs a bidirectional encoder, but tower {view.name!r} has a causal decoder "
@@ -676,7 +664,7 @@ class CausalLMLoss(Loss):
 
     @classmethod
     def check_towers(cls, config: Config, towers: Mapping[str, TowerView]) -> None:
-        view = _pick_tower("causal-lm", config, towers)
+        view = pick_tower("causal-lm", config.tower, towers, provides=config.logits, hint=_LM_TOWER_HINT)
         if view.encoder.causal is False:
             raise PipelineError(
                 f"causal-lm needs a causal decoder, but tower {view.name!r} has a bidirectional encoder "

@@ -42,7 +42,7 @@ from repmix.sdk import (
     Runtime,
     TowerView,
 )
-from repmix.sdk.lm import IGNORE_INDEX, bert_replace, candidate_mask, select_tokens, targets_granularity
+from repmix.sdk.lm import IGNORE_INDEX, bert_replace, candidate_mask, pick_tower, select_tokens, targets_granularity
 
 from repmix_tokenunify.targets import (
     OBJECTIVES,
@@ -179,19 +179,6 @@ class MixtureCorruptor(Corruptor):
                      TARGETS["next_all"]: targets_granularity(all_t)}
 
 
-def _tower(config: Any, towers: Mapping[str, TowerView]) -> TowerView:
-    if config.tower is not None:
-        if config.tower not in towers:
-            raise PipelineError(f"tokenunify.mixture-lm reads tower {config.tower!r}, which is not declared",
-                                found=config.tower, allowed=sorted(towers))
-        return towers[config.tower]
-    with_logits = [v for v in towers.values() if config.logits in v.granularities]
-    if len(with_logits) != 1:
-        raise PipelineError(f"tokenunify.mixture-lm needs tower: when {len(with_logits)} towers provide "
-                            f"{config.logits!r}", hint="name the tower (tower: text) and use hf-lm as its encoder")
-    return with_logits[0]
-
-
 class MixtureLoss(Loss):
     """Σ_k weight_k · (mean cross-entropy over objective k's targets): TokenUnify's mixture loss."""
 
@@ -217,7 +204,8 @@ class MixtureLoss(Loss):
 
     @classmethod
     def check_towers(cls, config: Config, towers: Mapping[str, TowerView]) -> None:
-        view = _tower(config, towers)
+        view = pick_tower("tokenunify.mixture-lm", config.tower, towers, provides=config.logits,
+                          hint="name the tower (tower: text) and use hf-lm as its encoder")
         if view.encoder.causal:
             raise PipelineError(
                 f"tokenunify.mixture-lm needs a bidirectional encoder, but tower {view.name!r} has a causal decoder "

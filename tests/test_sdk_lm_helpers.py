@@ -1,11 +1,12 @@
-"""repmix.sdk.lm.scoring_windows: every id scored once, each window led by the start id, clear errors."""
+"""repmix.sdk.lm helpers: scoring_windows (every id scored once, led by the start id) and pick_tower."""
 
 from __future__ import annotations
 
 import pytest
 
-from repmix.core.errors import InputError
-from repmix.sdk.lm import scoring_windows
+from repmix.core.dataflow import EncoderSignature, GranularitySpec, TowerView
+from repmix.core.errors import InputError, PipelineError
+from repmix.sdk.lm import pick_tower, scoring_windows
 
 
 class CharTokenizer:
@@ -51,3 +52,19 @@ def test_bad_input_is_one_clear_error() -> None:
     tok.bos_token_id = tok.eos_token_id = None
     with pytest.raises(InputError, match="beginning- or end-of-text"):
         scoring_windows(tok, Encoder(), ["ab"])
+
+
+def _view(name: str, granularities: tuple[str, ...], corruptor: str | None = None) -> TowerView:
+    specs = {g: GranularitySpec(shape="sequence", values="hidden") for g in granularities}
+    return TowerView(name=name, granularities=specs, encoder=EncoderSignature(granularities=specs), corruptor=corruptor)
+
+
+def test_pick_tower_by_name_by_granularity_and_by_corruption() -> None:
+    towers = {"text": _view("text", ("token", "logits"), corruptor="std.mlm-mask"), "other": _view("other", ("token",))}
+    assert pick_tower("x.loss", "other", towers).name == "other"
+    assert pick_tower("x.loss", None, towers, provides="logits").name == "text"
+    assert pick_tower("x.loss", None, towers, corrupted=True).name == "text"
+    with pytest.raises(PipelineError, match="x.loss reads tower 'nope', which is not declared"):
+        pick_tower("x.loss", "nope", towers)
+    with pytest.raises(PipelineError, match="needs tower: when 2 towers provide 'token'"):
+        pick_tower("x.loss", None, towers, provides="token")
