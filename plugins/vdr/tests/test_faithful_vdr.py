@@ -185,3 +185,17 @@ def test_minilm_query_top_entries_are_printable_words() -> None:
         d = _pooler()(encoder(tokenizer([doc]))).hidden[0]
     shared = [t for t, _ in explain(vector, d, vocabulary, top=5)]
     assert len(shared) == 5 and all(t.removeprefix("##").isprintable() for t in shared)
+
+
+def test_sparsify_at_inference_is_dense_in_training_and_top_k_in_eval() -> None:
+    a = torch.tensor([[3.0, 1.0, 2.0, 0.5]])
+    b = torch.tensor([[1.0, 4.0, 1.0, 2.0], [2.0, 0.5, 3.0, 1.0]])
+    aligner = SparseDotAligner(SparseDotAligner.Config(topk_a=2, topk_b=2, sparsify_at="inference"), Runtime())
+    aligner.train()
+    assert torch.equal(aligner(Granularity(a), Granularity(b)).scores, a @ b.T)
+    aligner.eval()
+    # a -> [3, 0, 2, 0]; b -> [[0, 4, 0, 2], [2, 0, 3, 0]]: scores [[0, 12]]
+    assert aligner(Granularity(a), Granularity(b)).scores.tolist() == [[0.0, 12.0]]
+    always = SparseDotAligner(SparseDotAligner.Config(topk_a=2, topk_b=2), Runtime())
+    always.train()
+    assert always(Granularity(a), Granularity(b)).scores.tolist() == [[0.0, 12.0]]

@@ -1,7 +1,11 @@
 """``vdr.sparse-dot``: dot product of vocabulary vectors, and :func:`explain` (the shared words).
 
 ``scores[i, j] = <a_i, b_j>`` after optionally keeping only the top ``topk_a`` / ``topk_b``
-entries of each side (VDR's inference-time sparsification; null keeps a side dense). Because
+entries of each side (VDR's inference-time sparsification; null keeps a side dense). With
+``sparsify_at: inference`` the top-k applies only in eval mode: VDR trains its queries' top k
+against *dense* passages (``vdr.vdr-nll`` re-scores through this aligner) but serves both sides
+sparse. Dense ``ELU + 1`` vectors are positive in every one of their ~30k entries, so a dense dot
+product is dominated by that shared mass; evaluate VDR sparse. Because
 every dimension is a vocabulary entry, a score decomposes into per-word contributions
 ``a_i[w] · b_j[w]``: :func:`explain` lists the largest ones as readable tokens.
 """
@@ -9,7 +13,7 @@ every dimension is a vocabulary entry, a score decomposes into per-word contribu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from torch import Tensor
@@ -29,6 +33,9 @@ class SparseDotAligner(Aligner):
 
         topk_a: int | None = Field(None, ge=1, description="keep the k largest entries of each first-side vector (null: all)")
         topk_b: int | None = Field(None, ge=1, description="keep the k largest entries of each second-side vector (null: all)")
+        sparsify_at: Literal["always", "inference"] = Field(
+            "always", description="when topk_a / topk_b apply: always, or in eval mode only (VDR: trained dense, served sparse)"
+        )
 
     config: Config
 
@@ -37,10 +44,11 @@ class SparseDotAligner(Aligner):
 
     def forward(self, a: Granularity, b: Granularity) -> Alignment:
         va, vb = a.hidden, b.hidden
-        if self.config.topk_a is not None:
-            va = topk_sparsify(va, self.config.topk_a)
-        if self.config.topk_b is not None:
-            vb = topk_sparsify(vb, self.config.topk_b)
+        if self.config.sparsify_at == "always" or not self.training:
+            if self.config.topk_a is not None:
+                va = topk_sparsify(va, self.config.topk_a)
+            if self.config.topk_b is not None:
+                vb = topk_sparsify(vb, self.config.topk_b)
         return Alignment(va @ vb.T)
 
 
