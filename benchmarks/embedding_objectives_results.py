@@ -58,8 +58,10 @@ def collect(root: Path) -> dict[str, list[dict]]:
 
 
 def spread(xs: list[float]) -> str:
-    """``mean ± sd`` (×100) and the seeds."""
-    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    """``mean ± sd`` (×100) and the seeds (one seed: its value, marked)."""
+    if len(xs) == 1:
+        return f"**{100 * xs[0]:.2f}** (1 seed)"
+    sd = statistics.stdev(xs)
     return f"**{100 * statistics.mean(xs):.2f}** ± {100 * sd:.2f} ({' / '.join(f'{100 * x:.2f}' for x in xs)})"
 
 
