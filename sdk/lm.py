@@ -34,6 +34,7 @@ __all__ = [
     "LazyGranularity",
     "bert_replace",
     "candidate_mask",
+    "extend_prefix",
     "find_phrases",
     "pick_tower",
     "sample_replacements",
@@ -338,3 +339,16 @@ def pick_tower(
     if len(found) != 1:
         raise PipelineError(f"{component} needs tower: when {len(found)} towers {what}", hint=hint)
     return found[0]
+
+
+def extend_prefix(ids: Tensor, attention_mask: Tensor | None, cache: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Tensor]:
+    """The whole prefix ``(ids, mask)`` of a ``next_logprobs`` call whose cache is the prefix read so far.
+
+    For models that re-read their whole prefix each call (the cache is the prefix itself): a missing
+    ``attention_mask`` means every id is real; with a cache the new ids and mask are appended to it.
+    """
+    if attention_mask is None:
+        attention_mask = torch.ones_like(ids)
+    if cache is None:
+        return ids, attention_mask
+    return torch.cat([cache[0], ids], 1), torch.cat([cache[1], attention_mask], 1)

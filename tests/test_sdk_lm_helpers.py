@@ -68,3 +68,15 @@ def test_pick_tower_by_name_by_granularity_and_by_corruption() -> None:
         pick_tower("x.loss", "nope", towers)
     with pytest.raises(PipelineError, match="needs tower: when 2 towers provide 'token'"):
         pick_tower("x.loss", None, towers, provides="token")
+
+
+def test_extend_prefix_appends_to_the_cached_prefix() -> None:
+    import torch
+
+    from repmix.sdk.lm import extend_prefix
+
+    ids = torch.tensor([[5, 6]])
+    full, mask = extend_prefix(ids, None, None)
+    assert torch.equal(full, ids) and torch.equal(mask, torch.ones_like(ids))
+    full, mask = extend_prefix(ids, torch.tensor([[1, 0]]), (torch.tensor([[1, 2]]), torch.tensor([[1, 1]])))
+    assert full.tolist() == [[1, 2, 5, 6]] and mask.tolist() == [[1, 1, 1, 0]]

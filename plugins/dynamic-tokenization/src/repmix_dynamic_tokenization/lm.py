@@ -51,7 +51,7 @@ from repmix.sdk import (
     Runtime,
 )
 from repmix.sdk.hf import config_from_architecture
-from repmix.sdk.lm import LazyGranularity, scoring_windows
+from repmix.sdk.lm import LazyGranularity, extend_prefix, scoring_windows
 from torch import Tensor, nn
 
 from .components import CITATION, DynamicBatch
@@ -331,12 +331,7 @@ class DynamicLM(Encoder):
         ``V + R`` columns (R = the largest registry index present + 1), ``-inf`` outside V + U. The
         cache is the prefix itself (ids and mask): each call re-reads it, since U may grow.
         """
-        if attention_mask is None:
-            attention_mask = torch.ones_like(ids)
-        if cache is not None:
-            full_ids, full_mask = torch.cat([cache[0], ids], 1), torch.cat([cache[1], attention_mask], 1)
-        else:
-            full_ids, full_mask = ids, attention_mask
+        full_ids, full_mask = extend_prefix(ids, attention_mask, cache)
         v = self.base_vocab_size
         tok = self.tokenizer_ref
         real = full_mask.bool()

@@ -47,7 +47,7 @@ from repmix.sdk import (
     Runtime,
 )
 from repmix.sdk.hf import config_from_architecture
-from repmix.sdk.lm import LazyGranularity
+from repmix.sdk.lm import LazyGranularity, extend_prefix
 from torch import Tensor
 
 CITATION = (
@@ -209,12 +209,7 @@ class LexinvariantLM(Encoder):
         Uses the evaluation draws (``eval_seed``, ``eval_draws``); the whole prefix is re-read
         each call (token identities are assigned by first occurrence in the prefix).
         """
-        if attention_mask is None:
-            attention_mask = torch.ones_like(ids)
-        if cache is not None:
-            full_ids, full_mask = torch.cat([cache[0], ids], 1), torch.cat([cache[1], attention_mask], 1)
-        else:
-            full_ids, full_mask = ids, attention_mask
+        full_ids, full_mask = extend_prefix(ids, attention_mask, cache)
         valid = full_mask.bool()
         was = self.training
         self.eval()
