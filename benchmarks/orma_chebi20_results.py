@@ -1,12 +1,16 @@
 """Collect the ChEBI-20 ablation of issue 10 into docs: results.{md,csv,png} and the table in docs/results/orma.md.
 
     python benchmarks/orma_chebi20_results.py runs/ablate-orma-chebi20 \
+        --grid plugins/orma/configs/ablate-orma-frozen-chebi20.yaml \
         --baseline runs/fingerprint-chebi20-seed0 runs/fingerprint-chebi20-seed1 \
         --overrides train.epochs=5 evaluate.0.rerank=20
 
+(the first, frozen-text round; the fine-tuned round: ``--grid plugins/orma/configs/ablate-orma-chebi20.yaml
+--block orma-chebi20-finetuned --docs-prefix orma-chebi20-finetuned-ablation``)
+
 * writes the ablation's own ``results.csv``, ``results.md`` and ``results.png`` (``repmix ablate``'s
   writer; variants not run yet are listed as "not started") and copies them to
-  ``docs/results/orma-chebi20-ablation-results.*``;
+  ``docs/results/<docs-prefix>-results.*`` (default ``orma-chebi20-ablation``);
 * replaces the block between ``<!-- orma-chebi20-issue10:start -->`` and ``:end -->`` in
   docs/results/orma.md with one row per (run, score): Hits@1/10 and MRR in both directions, and the
   run's training time.
@@ -74,6 +78,9 @@ def main() -> None:
     parser.add_argument("--block", default="orma-chebi20-issue10", help="the marker name of the table's block")
     parser.add_argument("--grid", default="plugins/orma/configs/ablate-orma-chebi20.yaml")
     parser.add_argument("--overrides", nargs="*", default=[], help="the CLI overrides the ablation ran with")
+    parser.add_argument(
+        "--docs-prefix", default="orma-chebi20-ablation", help="the ablation's files go to docs/results/PREFIX-results.*"
+    )
     parser.add_argument("--baseline", nargs="*", default=[], help="fingerprint-chebi20 run directories")
     args = parser.parse_args()
     if args.runs:
@@ -88,7 +95,7 @@ def main() -> None:
     ablation = prepare(args.grid, args.overrides)
     paths = write_results(ablation, out)
     for kind, path in paths.items():
-        target = Path("docs/results") / f"orma-chebi20-ablation-{Path(path).name}"
+        target = Path("docs/results") / f"{args.docs_prefix}-{Path(path).name}"
         shutil.copyfile(path, target)
         print(f"{kind}: {target}")
 

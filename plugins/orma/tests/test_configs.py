@@ -81,3 +81,19 @@ def test_ablation_grid_is_valid(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     ):
         assert variant in out
     assert not (tmp_path / "abl").exists()  # a dry run writes nothing
+
+
+@pytest.mark.parametrize(
+    ("grid", "summary"),
+    [
+        ("ablate-orma-chebi20.yaml", "7 combination(s) x 2 seed(s) = 14 run(s), all valid"),
+        ("ablate-orma-frozen-chebi20.yaml", "6 combination(s) x 2 seed(s) = 12 run(s), all valid"),
+    ],
+)
+def test_chebi20_grids_are_valid(grid: str, summary: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code = run_cli(["ablate", str(CONFIGS / grid), "--dry-run", "-o", str(tmp_path / "abl")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert summary in out
+    if grid == "ablate-orma-chebi20.yaml":
+        assert "atoms=identifiers__buckets=1024" in out and "text_top=0" in out and "fp=false" in out

@@ -215,6 +215,39 @@ def test_trainable_top_layer_equals_the_encoder_and_alone_gets_gradients(tiny_be
     assert wrapper.misses == 3  # the second pass reads the cache
 
 
+def test_trainable_top_layers_in_length_chunks_equal_the_padded_batch(tiny_bert_dir: str) -> None:
+    """Chunks trimmed to their own longest row give the padded batch's outputs and gradients at real positions."""
+    import torch
+    from repmix.sdk import LocatedConfig, build_model, plan_model
+
+    grans = {"last": -1, "below": -2}
+    texts = ["a small acid", "an alcohol with a long name and many more words than the others", "benzene",
+             "a dye", "an ester of two acids with a ring"]
+
+    def wrapped(chunk: int):  # noqa: ANN202 - a built model
+        enc = {"type": "orma.frozen-cached", "train_top_layers": 2, "chunk": chunk,
+               "encoder": {"type": "std.hf-transformer", "model": tiny_bert_dir, "granularities": grans}}
+        text = {"tokenizer": {"type": "std.hf-tokenizer", "model": tiny_bert_dir, "max_length": 24},
+                "encoder": enc, "poolers": {"mean": {"type": "std.mean", "source": "last"}}}
+        return build_model(plan_model(LocatedConfig({"model": {"towers": {"text": text}}})), seed=0)
+
+    one_pass, chunked = wrapped(64), wrapped(2)  # one padded pass vs three trimmed chunks
+    grads = []
+    for model in (one_pass, chunked):
+        model.eval()  # no dropout: the two must agree exactly
+        batch = model.tower("text").tokenizer(texts)
+        out = model.tower("text").encoder(batch)
+        mask = batch["attention_mask"].bool()
+        for g in ("last", "below"):
+            assert out[g].hidden[~mask].abs().sum() == 0  # padding comes back as zeros
+        (out["last"].hidden[mask].pow(2).sum() + out["below"].hidden[mask].sum()).backward()
+        stack = model.tower("text").encoder.encoder.model.encoder.layer
+        grads.append(torch.cat([p.grad.flatten() for p in stack[-2].parameters()]))
+        grads.append(out["last"].hidden.detach()[mask])
+    torch.testing.assert_close(grads[2], grads[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grads[3], grads[1], rtol=0, atol=1e-5)
+
+
 def test_trainable_top_layers_need_a_bert_family_encoder() -> None:
     enc = _cached(_CountingEncoder())
     with pytest.raises(ConfigError, match="BERT-family"):

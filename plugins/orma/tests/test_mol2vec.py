@@ -107,3 +107,73 @@ def test_molecule_graph_atoms_take_mol2vec_vectors(tmp_path: Path, cache_dir: st
     assert both.saved_files() == {"mol2vec": path}
     with pytest.raises(ConfigError, match="needs the mol2vec table"):
         MoleculeGraphTokenizer(MoleculeGraphTokenizer.Config(atom_features="mol2vec"), Runtime())
+
+
+# ---------------------------------------------------------------- learned identifier embeddings
+MIXED = ["CC(=O)Oc1ccccc1C(=O)O", "CCO", "O=C(NC1CCCCC1)c1ccccc1", "C", "CC(C)Cc1ccc(cc1)C(C)C(=O)O"]
+
+
+def _tokenizers(tmp_path: Path, cache_dir: str, **extra: object) -> tuple[Mol2VecTable, MoleculeGraphTokenizer, MoleculeGraphTokenizer]:
+    table, _ = train_mol2vec(SMILES, dim=8, epochs=1, min_count=2)
+    path = table.save(tmp_path / "t.safetensors")
+    fixed = MoleculeGraphTokenizer(
+        MoleculeGraphTokenizer.Config(atom_features="mol2vec", mol2vec=str(path), cache_dir=cache_dir), Runtime()
+    )
+    learned = MoleculeGraphTokenizer(
+        MoleculeGraphTokenizer.Config(atom_features="identifiers", mol2vec=str(path), cache_dir=cache_dir, **extra),
+        Runtime(),
+    )
+    return table, fixed, learned
+
+
+def test_identifier_embeddings_start_equal_to_mol2vec_features(tmp_path: Path, cache_dir: str) -> None:
+    import torch
+    from repmix_orma.gnn import HierarchicalGNN
+
+    _, fixed, learned = _tokenizers(tmp_path, cache_dir)
+    assert learned.feature_dim == fixed.feature_dim == 8
+    a, b = fixed(MIXED), learned(MIXED)
+    assert b.x.shape == (a.x.shape[0], 0) and b.atom_ids is not None and b.node_pool is not None
+    assert int(a.num_motifs.min()) == 0 < int(a.num_motifs.max())  # molecules with and without motifs
+    # every node's input (atoms, motif means, molecule means) equals the fixed-feature collation
+    emb = torch.as_tensor(learned.atom_identifier_init)
+    torch.testing.assert_close(torch.sparse.mm(b.node_pool, emb[b.atom_ids]), a.x, rtol=0, atol=1e-6)
+    # and so does the encoder's output, for the same weights
+    torch.manual_seed(0)
+    enc_a = HierarchicalGNN(HierarchicalGNN.Config(dim=16), Runtime(tokenizer=fixed)).eval()
+    torch.manual_seed(0)
+    enc_b = HierarchicalGNN(HierarchicalGNN.Config(dim=16), Runtime(tokenizer=learned)).eval()
+    assert enc_a.atom_embedding is None and enc_b.atom_embedding is not None
+    out_a, out_b = enc_a(a), enc_b(b)
+    for level in ("atom", "motif", "molecule"):
+        torch.testing.assert_close(out_b[level].hidden, out_a[level].hidden, rtol=0, atol=1e-5)
+    # the table trains: the rows of the batch's atoms get gradient, the others none
+    enc_b.train()
+    enc_b(b)["molecule"].hidden.sum().backward()
+    grad = enc_b.atom_embedding.weight.grad
+    used = torch.zeros(grad.shape[0], dtype=torch.bool)
+    used[b.atom_ids] = True
+    assert grad[used].abs().sum(-1).gt(0).all() and grad[~used].abs().sum() == 0
+    with pytest.raises(ValueError, match="no atom embedding table"):
+        enc_a(b)
+
+
+def test_identifier_buckets_separate_unknown_substructures(tmp_path: Path, cache_dir: str) -> None:
+    table, _, shared = _tokenizers(tmp_path, cache_dir)
+    _, _, bucketed = _tokenizers(tmp_path, cache_dir, identifier_buckets=64)
+    rare = "[Se]=[Se].BrC(Br)(Br)Br"  # identifiers not in the table
+    v = len(table.identifiers)
+    ids_shared = shared([rare]).atom_ids.numpy()
+    ids_bucketed = bucketed([rare]).atom_ids.numpy()
+    assert (ids_shared == table.unk_row).all()
+    assert (ids_bucketed >= v).all() and (ids_bucketed < v + 64).all()
+    assert len(set(ids_bucketed[:2].tolist()) | set(ids_bucketed[2:].tolist())) >= 2  # Se and Br/C told apart
+    # deterministic (a stable hash, not Python's salted one) and every bucket starts at the UNK vector
+    np.testing.assert_array_equal(ids_bucketed, table.atom_rows(Chem.MolFromSmiles(rare), buckets=64))
+    assert bucketed.atom_identifier_init.shape == (v + 64, 8)
+    np.testing.assert_array_equal(bucketed.atom_identifier_init[v:], np.repeat(table.vectors[[table.unk_row]], 64, 0))
+    # known atoms keep their table rows
+    known = "CC(=O)Oc1ccccc1C(=O)O"
+    np.testing.assert_array_equal(bucketed([known]).atom_ids.numpy(), table.atom_rows(Chem.MolFromSmiles(known)))
+    with pytest.raises(ConfigError, match="needs the mol2vec table"):
+        MoleculeGraphTokenizer(MoleculeGraphTokenizer.Config(atom_features="identifiers"), Runtime())

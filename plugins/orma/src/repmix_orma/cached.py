@@ -68,7 +68,10 @@ class FrozenCachedConfig(ComponentConfig):
         "float32", description="storage type of cached vectors (float16 halves the memory; outputs are float32)"
     )
     max_items: int = Field(1_000_000, ge=1, description="distinct inputs kept; beyond it the oldest are dropped")
-    chunk: int = Field(32, ge=1, description="rows per forward pass of the wrapped encoder (length-sorted)")
+    chunk: int = Field(
+        32, ge=1, description="rows per forward pass of the wrapped encoder and of the trainable top layers "
+        "(length-sorted, each chunk trimmed to its longest row)",
+    )
     train_top_layers: int = Field(
         0, ge=0, le=64, description="run and train the top k transformer layers at every step (BERT-family "
         "Hugging Face encoders); the cache holds what enters them. 0: everything frozen",
@@ -222,20 +225,43 @@ class FrozenCachedEncoder(Encoder):
         return Encoded(out)
 
     def _run_top(self, keys: list[bytes], mask: Tensor) -> dict[str, Granularity]:
-        """The trainable top layers over the cached hidden state that enters them."""
+        """The trainable top layers over the cached hidden state that enters them.
+
+        Rows run in length-sorted chunks of ``chunk``, each trimmed to its own
+        longest row: a random training batch is padded to its longest text
+        (on ChEBI-20 a batch of 128 holds 2.2 times its real tokens), and BERT
+        layers see positions only through their (cached) input, so every real
+        position gets the output it gets in the padded batch. Padding
+        positions come back as zeros.
+        """
         device = mask.device
         rows = [self._cache[k][_TOP_INPUT] for k in keys]
-        x = torch.zeros(len(rows), mask.shape[1], rows[0].shape[-1], dtype=torch.float32, device=device)
-        for i, r in enumerate(rows):
-            x[i, mask[i].nonzero().squeeze(1)] = r.to(device=device, dtype=torch.float32)
-        additive = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+        lengths = [int(r.shape[0]) for r in rows]
+        order = sorted(range(len(rows)), key=lambda i: -lengths[i])
+        dim = rows[0].shape[-1]
+        pieces: dict[str, list[Tensor]] = {g: [] for g in self._live}
+        for start in range(0, len(order), self.config.chunk):
+            chunk = order[start : start + self.config.chunk]
+            width = max(1, lengths[chunk[0]])
+            x = torch.zeros(len(chunk), width, dim, dtype=torch.float32, device=device)
+            real = torch.zeros(len(chunk), width, dtype=torch.bool, device=device)
+            for j, i in enumerate(chunk):
+                x[j, : lengths[i]] = rows[i].to(device=device, dtype=torch.float32)
+                real[j, : lengths[i]] = True
+            additive = (1.0 - real[:, None, None, :].float()) * torch.finfo(torch.float32).min
+            for j, layer in enumerate(self._top):
+                y = layer(x, attention_mask=additive)
+                x = y[0] if isinstance(y, tuple) else y
+                for g, index in self._live.items():
+                    if index == self._top_from + j + 1:
+                        pieces[g].append(x[real])  # real tokens, row after row of the chunk
+        # where those tokens sit in the batch: row i's real positions, rows in chunk order
+        batch_rows = torch.cat([torch.full((lengths[i],), i, dtype=torch.long) for i in order]).to(device)
+        positions = torch.cat([mask[i].nonzero().squeeze(1).to(torch.long) for i in order])
         out: dict[str, Granularity] = {}
-        for j, layer in enumerate(self._top):
-            y = layer(x, attention_mask=additive)
-            x = y[0] if isinstance(y, tuple) else y
-            for g, index in self._live.items():
-                if index == self._top_from + j + 1:
-                    out[g] = Granularity(x, mask.clone())
+        for g, parts in pieces.items():
+            hidden = torch.zeros(len(rows), mask.shape[1], dim, dtype=torch.float32, device=device)
+            out[g] = Granularity(hidden.index_put((batch_rows, positions), torch.cat(parts)), mask.clone())
         return out
 
     @torch.no_grad()

@@ -161,6 +161,12 @@ class HierarchicalGNN(Encoder):
                 hint="use tokenizer: {type: orma.molecule-graph} in this tower",
             )
         self.in_dim = in_dim
+        # atom_features: identifiers - the tokenizer sends embedding rows; the table (initialised from its
+        # mol2vec vectors) is trained here, with the rest of the encoder
+        init = getattr(runtime.tokenizer, "atom_identifier_init", None)
+        self.atom_embedding: nn.Embedding | None = None
+        if init is not None:
+            self.atom_embedding = nn.Embedding.from_pretrained(torch.as_tensor(init).float(), freeze=False)
         dims = [in_dim] + [c.dim] * c.layers
         if c.backend == "pyg":
             try:
@@ -207,6 +213,10 @@ class HierarchicalGNN(Encoder):
     def node_states(self, batch: GraphBatch) -> Tensor:
         """Every node's output before the per-level projections: GCN layers, MLP, LayerNorm."""
         x = batch.x
+        if batch.atom_ids is not None:
+            if self.atom_embedding is None or batch.node_pool is None:
+                raise ValueError("graph batch carries atom identifiers, but this encoder has no atom embedding table")
+            x = torch.sparse.mm(batch.node_pool, self.atom_embedding(batch.atom_ids))
         if x.shape[-1] != self.in_dim:
             raise ValueError(f"graph batch has {x.shape[-1]} node features, this encoder was built for {self.in_dim}")
         last = len(self.convs) - 1

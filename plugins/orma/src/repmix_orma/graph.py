@@ -213,6 +213,7 @@ class _Prepared:
     kept_motifs: int
     motif_sizes: np.ndarray  # [m] int64: atoms per motif
     atom_features: np.ndarray | None = None  # [n, F] float32 when not the graph's own uint8 features (mol2vec)
+    atom_ids: np.ndarray | None = None  # [n] int64 embedding rows (atom_features: identifiers)
 
 
 @dataclass
@@ -244,6 +245,11 @@ class GraphBatch:
     motif_index: Tensor
     molecule_index: Tensor
     fingerprint: Tensor | None = None  # [B, F] molecule fingerprints when the tokenizer's 'fingerprint' is set
+    # atom_features: identifiers - x is [N, 0]; the encoder embeds atom_ids [A] (each atom's embedding row,
+    # atoms in node order) and node_pool [N, A] (sparse) maps atom vectors to every node's input: atoms
+    # themselves, motifs the mean of their atoms, the molecule the mean of its motifs (or of its atoms)
+    atom_ids: Tensor | None = None
+    node_pool: Tensor | None = None
 
     @property
     def num_graphs(self) -> int:
@@ -280,13 +286,20 @@ class MoleculeGraphConfig(ComponentConfig):
     )
     disk_cache: bool = Field(True, description="read and write featurised molecules on disk")
     memory_cache: int = Field(50_000, ge=0, description="featurised molecules kept in memory (LRU)")
-    atom_features: Literal["rdkit", "mol2vec", "both"] = Field(
+    atom_features: Literal["rdkit", "mol2vec", "both", "identifiers"] = Field(
         "rdkit",
         description="atom node features: RDKit one-hot blocks, the mol2vec vector of the atom's Morgan identifier "
-        "(ORMA; needs 'mol2vec'), or both concatenated",
+        "(ORMA; needs 'mol2vec'), both concatenated, or identifiers: a trainable embedding row per Morgan "
+        "identifier, owned by hierarchical-gnn and initialised from the mol2vec table (not in ORMA)",
     )
     mol2vec: str | None = Field(
-        None, description="mol2vec table (.safetensors from 'repmix orma mol2vec') for atom_features mol2vec/both"
+        None,
+        description="mol2vec table (.safetensors from 'repmix orma mol2vec') for atom_features mol2vec/both/identifiers",
+    )
+    identifier_buckets: int = Field(
+        0, ge=0, le=1_000_000,
+        description="atom_features identifiers: extra hashed rows (initialised to UNK) for identifiers outside the "
+        "table, so rare substructures get their own trainable vectors instead of sharing UNK (0: they share UNK)",
     )
     fingerprint: dict[str, Any] | None = Field(
         None,
@@ -352,6 +365,12 @@ class MoleculeGraphTokenizer(Tokenizer):
             self.mol2vec_table = Mol2VecTable.load(Path(c.mol2vec).expanduser())
             own = self.feature_dim if c.atom_features == "both" else 0
             self.feature_dim = own + self.mol2vec_table.dim
+        self.atom_identifier_init: np.ndarray | None = None
+        if c.atom_features == "identifiers":
+            # the initial embedding table hierarchical-gnn trains: the mol2vec rows, then the hashed buckets at UNK
+            table = self.mol2vec_table
+            unk = np.repeat(table.vectors[table.unk_row][None], c.identifier_buckets, axis=0)
+            self.atom_identifier_init = np.concatenate([table.vectors, unk]).astype(np.float32)
         self.featuriser_id = self._featuriser_id()
         self.cache_root = (Path(c.cache_dir).expanduser() if c.cache_dir else default_cache_dir()) / self.featuriser_id
         self.stats = CacheStats()
@@ -378,6 +397,9 @@ class MoleculeGraphTokenizer(Tokenizer):
             return prepared
         if mol is None:
             mol, _ = parse_smiles(smiles)
+        if self.config.atom_features == "identifiers":
+            prepared.atom_ids = self.mol2vec_table.atom_rows(mol, buckets=self.config.identifier_buckets)
+            return prepared
         vectors = self.mol2vec_table.atom_vectors(mol).astype(np.float32)
         if self.config.atom_features == "both":
             vectors = np.concatenate([prepared.graph.atom_x.astype(np.float32), vectors], axis=1)
@@ -599,19 +621,23 @@ class MoleculeGraphTokenizer(Tokenizer):
                 raise InputError(f"item {i} of the batch: {reason}")
             prepared.append(p)
         self.stats.molecules += len(prepared)
-        batch = collate(prepared, self.feature_dim, self.stats)
+        batch = collate(prepared, self.feature_dim, self.stats, identifiers=self.atom_identifier_init is not None)
         if self.fingerprints is not None:
             batch.fingerprint = self.fingerprints(smiles)["features"]
         return batch
 
 
-def collate(prepared: Sequence[_Prepared], feature_dim: int, stats: CacheStats | None = None) -> GraphBatch:
+def collate(
+    prepared: Sequence[_Prepared], feature_dim: int, stats: CacheStats | None = None, *, identifiers: bool = False
+) -> GraphBatch:
     """Concatenate prepared molecules into one :class:`GraphBatch` (no Python loop over atoms).
 
     Motif nodes get the mean of their atoms' features and the molecule node
     the mean of its motifs' (of its atoms' when it has none). Both are segment
     means over contiguous, sorted rows (``numpy.add.reduceat``); the whole
     collation is numpy, so it does not compete for torch's intra-op threads.
+    With ``identifiers`` the batch carries atom embedding rows and the same
+    means as a sparse pooling matrix (:func:`node_pool`) instead of features.
     """
     bsz = len(prepared)
     n_nodes = np.array([p.n_nodes for p in prepared], dtype=np.int64)
@@ -626,11 +652,16 @@ def collate(prepared: Sequence[_Prepared], feature_dim: int, stats: CacheStats |
     slot = np.concatenate([p.slot for p in prepared]).astype(np.int64)
     node_graph = np.repeat(np.arange(bsz, dtype=np.int64), n_nodes)
 
-    x = np.zeros((total, feature_dim), dtype=np.float32)
-    x[level == 0] = np.concatenate([p.graph.atom_x if p.atom_features is None else p.atom_features for p in prepared])
+    x = np.zeros((total, 0 if identifiers else feature_dim), dtype=np.float32)
+    if not identifiers:
+        x[level == 0] = np.concatenate(
+            [p.graph.atom_x if p.atom_features is None else p.atom_features for p in prepared]
+        )
     # Motif features: mean of member atoms. Members are stored motif by motif, molecules in order,
     # so the rows of one motif are contiguous: a segment sum with reduceat.
     member_counts = np.array([p.graph.motif_atom.shape[0] for p in prepared], dtype=np.int64)
+    src = np.zeros(0, dtype=np.int64)
+    sizes = np.zeros(0, dtype=np.int64)
     if member_counts.sum():
         src = np.concatenate([p.graph.motif_atom for p in prepared]).astype(np.int64)
         src += np.repeat(offsets, member_counts)
@@ -656,6 +687,12 @@ def collate(prepared: Sequence[_Prepared], feature_dim: int, stats: CacheStats |
     if stats is not None:
         stats.truncated_atoms += int((n_atoms > kept_atoms).sum())
         stats.truncated_motifs += int((n_motifs > kept_motifs).sum())
+    atom_ids = pool = None
+    if identifiers:
+        if any(p.atom_ids is None for p in prepared):
+            raise ValueError("collate(identifiers=True) needs every molecule's atom_ids")
+        atom_ids = torch.from_numpy(np.concatenate([p.atom_ids for p in prepared]).astype(np.int64))
+        pool = node_pool(level, node_graph, offsets + n_nodes - 1, n_atoms, n_motifs, src, sizes)
     return GraphBatch(
         x=torch.from_numpy(x),
         edge_index=torch.from_numpy(np.ascontiguousarray(edges)),
@@ -669,4 +706,51 @@ def collate(prepared: Sequence[_Prepared], feature_dim: int, stats: CacheStats |
         atom_index=padded_index[0],
         motif_index=padded_index[1],
         molecule_index=torch.from_numpy(offsets + n_nodes - 1),
+        atom_ids=atom_ids,
+        node_pool=pool,
     )
+
+
+def node_pool(
+    level: np.ndarray,
+    node_graph: np.ndarray,
+    molecule_rows: np.ndarray,
+    n_atoms: np.ndarray,
+    n_motifs: np.ndarray,
+    members: np.ndarray,
+    sizes: np.ndarray,
+) -> Tensor:
+    """Sparse [N, A] matrix whose product with the atoms' vectors gives every node's input.
+
+    The same means :func:`collate` takes over fixed features, as a matrix so
+    that gradients reach a learned atom embedding: an atom node's row picks its
+    atom; a motif's row averages its ``members`` (global node indices, motif by
+    motif, ``sizes`` each); a molecule's row averages its motifs' rows, or its
+    atoms when it has none.
+    """
+    total = level.shape[0]
+    atom_nodes = np.flatnonzero(level == 0)
+    atom_of_node = np.full(total, -1, dtype=np.int64)
+    atom_of_node[atom_nodes] = np.arange(atom_nodes.shape[0])
+    rows, cols, vals = [atom_nodes], [np.arange(atom_nodes.shape[0])], [np.ones(atom_nodes.shape[0])]
+    if members.shape[0]:
+        motif_nodes = np.flatnonzero(level == 1)
+        motif_of_member = np.repeat(np.arange(sizes.shape[0]), sizes)
+        member_atoms = atom_of_node[members]
+        member_weight = 1.0 / sizes[motif_of_member]
+        rows.append(motif_nodes[motif_of_member])
+        cols.append(member_atoms)
+        vals.append(member_weight)
+        graph_of_member = node_graph[motif_nodes[motif_of_member]]
+        rows.append(molecule_rows[graph_of_member])
+        cols.append(member_atoms)
+        vals.append(member_weight / n_motifs[graph_of_member])
+    bare = n_motifs[node_graph[atom_nodes]] == 0  # atoms of molecules without motifs feed the molecule node
+    graph_of_atom = node_graph[atom_nodes[bare]]
+    rows.append(molecule_rows[graph_of_atom])
+    cols.append(np.flatnonzero(bare))
+    vals.append(1.0 / n_atoms[graph_of_atom])
+    index = torch.from_numpy(np.stack([np.concatenate(rows), np.concatenate(cols)]).astype(np.int64))
+    values = torch.from_numpy(np.concatenate(vals).astype(np.float32))
+    pool = torch.sparse_coo_tensor(index, values, (total, atom_nodes.shape[0]), check_invariants=False)
+    return pool.coalesce()

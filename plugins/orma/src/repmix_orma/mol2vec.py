@@ -107,8 +107,14 @@ class Mol2VecTable:
             return self.unk_row
         return self._row.get(int(identifier), self.unk_row)
 
-    def atom_rows(self, mol: Any, radius: int | None = None) -> np.ndarray:
-        """Each atom's row: its identifier at ``radius`` (default the table's), else its radius-0 one, else UNK."""
+    def atom_rows(self, mol: Any, radius: int | None = None, buckets: int = 0) -> np.ndarray:
+        """Each atom's row: its identifier at ``radius`` (default the table's), else its radius-0 one, else UNK.
+
+        With ``buckets > 0`` an atom none of whose identifiers is in the table
+        gets row ``len(table) + crc32(identifier) % buckets`` instead of UNK,
+        hashed from its largest-radius identifier: rows a learned embedding
+        (``atom_features: identifiers``) can tell apart, where UNK merges them.
+        """
         r = self.radius if radius is None else radius
         rows = []
         for ids in atom_identifiers(mol, r):
@@ -117,6 +123,9 @@ class Mol2VecTable:
                 if rr in ids and int(ids[rr]) in self._row:
                     row = self._row[int(ids[rr])]
                     break
+            else:
+                if buckets > 0 and ids:
+                    row = len(self.identifiers) + _stable_hash(str(ids[max(ids)])) % buckets
             rows.append(row)
         return np.asarray(rows, dtype=np.int64)
 
