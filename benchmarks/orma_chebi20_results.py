@@ -85,6 +85,14 @@ def main() -> None:
         "--docs-prefix", default="orma-chebi20-ablation", help="the ablation's files go to docs/results/PREFIX-results.*"
     )
     parser.add_argument("--baseline", nargs="*", default=[], help="fingerprint-chebi20 run directories")
+    parser.add_argument(
+        "--summary", action="store_true",
+        help="one row per grid combination (mean over its seeds, seeds in brackets) instead of one per run and score",
+    )
+    parser.add_argument(
+        "--compare", nargs="*", default=[], metavar="LABEL=RUN[,RUN...]",
+        help="with --summary: single-level runs shown beside the grid (e.g. fingerprint baselines), one row per LABEL",
+    )
     args = parser.parse_args()
     if args.runs:
         write_block(args.block, table_of_runs([Path(r) for r in args.runs]))
@@ -101,6 +109,12 @@ def main() -> None:
         target = Path("docs/results") / f"{args.docs_prefix}-{Path(path).name}"
         shutil.copyfile(path, target)
         print(f"{kind}: {target}")
+    if args.summary:
+        compare = [(label, [Path(r) for r in runs.split(",")]) for label, _, runs in
+                   (item.partition("=") for item in args.compare)]
+        table = summary_table(ablation, out, compare, Path("docs/results") / f"{args.docs_prefix}-summary.png")
+        write_block(args.block, table)
+        return
 
     lines = [HEADER]
     base_h1 = []
@@ -125,6 +139,113 @@ HEADER = (
     "| run | score | t→m Hits@1 | t→m Hits@10 | t→m MRR | m→t Hits@1 | m→t MRR | training min (wall / CPU) |\n"
     "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 )
+
+
+# The summary's columns: (metric key prefix, direction, column title).
+SUMMARY_COLUMNS = [
+    ("level:global/", "text->molecule", "sentence level t→m"),
+    ("level:global/", "molecule->text", "sentence level m→t"),
+    ("zscore-fallback/", "text->molecule", "z-scored + fallback t→m"),
+    ("zscore-fallback/", "molecule->text", "z-scored + fallback m→t"),
+    ("weighted/", "text->molecule", "ORMA weighted t→m"),
+]
+
+
+def _hits1(metrics: dict[str, float], prefix: str, direction: str) -> float | None:
+    """Hits@1 ×100 of one score; a single-level run (a fingerprint model) fills the sentence-level columns."""
+    keys = [f"{prefix}{direction}/hits@1"]
+    if prefix == "level:global/":
+        keys += [f"split/{direction}/hits@1", f"{direction}/hits@1"]
+    return next((100 * metrics[k] for k in keys if k in metrics), None)
+
+
+def _cell(values: list[float]) -> str:
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ({', '.join(f'{v:.1f}' for v in values)})"
+
+
+def _cpu_minutes(run: Path) -> float | None:
+    log = run / "metrics.jsonl"
+    if not log.is_file():
+        return None
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    values = [r["cpu_elapsed"] for r in records if isinstance(r.get("cpu_elapsed"), (int, float))]
+    return max(values) / 60 if values else None
+
+
+def _row(label: str, change: str, runs: list[Path]) -> tuple[str, list[list[float]]]:
+    finished = [r for r in runs if (r / "metrics.json").is_file()]
+    metrics = [json.loads((r / "metrics.json").read_text()) for r in finished]
+    columns = [[v for m in metrics if (v := _hits1(m, prefix, d)) is not None] for prefix, d, _ in SUMMARY_COLUMNS]
+    cpu = [c for r in finished if (c := _cpu_minutes(r)) is not None]
+    cells = " | ".join(_cell(c) for c in columns)
+    minutes = f"{statistics.mean(cpu):.0f}" if cpu else "—"
+    return f"| {label} | {change} | {len(finished)} / {len(runs)} | {cells} | {minutes} |", columns
+
+
+def summary_table(ablation, out: Path, compare: list[tuple[str, list[Path]]], png: Path) -> str:
+    """One row per grid combination and per compared run group: Hits@1 mean over seeds (each seed in brackets).
+
+    Also draws ``png``: each row's mean sentence-level and z-scored Hits@1, both directions, seeds as dots.
+    """
+    from repmix.engine.ablate import run_dir_of
+
+    header = (
+        "| row | change from the base | seeds done | " + " | ".join(t for _, _, t in SUMMARY_COLUMNS)
+        + " | CPU-min a run |\n| --- | --- | ---: | " + " | ".join("---:" for _ in SUMMARY_COLUMNS) + " | ---: |"
+    )
+    lines = [header]
+    plotted: list[tuple[str, list[list[float]]]] = []
+    base: dict[str, object] | None = None
+    for number, group in enumerate(ablation.groups, start=1):
+        variants = [v for v in ablation.variants if v.group == group]
+        settings = variants[0].settings
+        if base is None:
+            base = settings
+            change = "— (the base config)"
+        else:
+            change = ", ".join(
+                f"{ablation.labels[k]}={json.dumps(v)}" for k, v in settings.items() if base.get(k) != v
+            )
+        line, columns = _row(str(number), change, [run_dir_of(out, v) for v in variants])
+        lines.append(line)
+        plotted.append((f"{number}: {change}"[:48], columns))
+    for label, runs in compare:
+        line, columns = _row(label, "(no graph: fingerprint MLP)", runs)
+        lines.append(line)
+        plotted.append((label[:48], columns))
+    _plot_summary(plotted, png)
+    lines.append(f"\n![summary]({png.name})")
+    return "\n".join(lines)
+
+
+def _plot_summary(rows: list[tuple[str, list[list[float]]]], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [0, 1, 2, 3]  # sentence level and z-scored, both directions
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(rows) + 1.5))
+    height = 0.8 / len(shown)
+    for j, col in enumerate(shown):
+        ys = [i + (j - 1.5) * height for i in range(len(rows))]
+        means = [statistics.mean(c[col]) if c[col] else 0.0 for _, c in rows]
+        ax.barh(ys, means, height=height, label=SUMMARY_COLUMNS[col][2])
+        for y, (_, c) in zip(ys, rows, strict=True):
+            ax.plot(c[col], [y] * len(c[col]), "k.", markersize=3)
+    ax.set_yticks(range(len(rows)), [r for r, _ in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("Hits@1 (%), 658 held-out ChEBI-20 pairs; dots = seeds")
+    ax.axvline(45, color="grey", linestyle=":", linewidth=1)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    print(f"plot: {png}")
 
 
 def table_of_runs(runs: list[Path]) -> str:
