@@ -45,17 +45,22 @@ def pct(metrics: dict[str, float], key: str) -> str:
     return f"{100 * metrics[key]:.1f}" if key in metrics else "—"
 
 
-def train_minutes(run: Path) -> str:
-    """Training wall time and process CPU time from metrics.jsonl (last 'elapsed' / 'cpu_elapsed'), in minutes."""
+def _elapsed_minutes(run: Path, key: str) -> float | None:
+    """The last logged ``elapsed`` (wall) or ``cpu_elapsed`` (process CPU) of a run, in minutes."""
     log = run / "metrics.jsonl"
     if not log.is_file():
-        return "—"
+        return None
     records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    out = []
-    for key in ("elapsed", "cpu_elapsed"):
-        values = [r[key] for r in records if isinstance(r.get(key), (int, float))]
-        out.append(f"{max(values) / 60:.1f}" if values else "—")
-    return " / ".join(out)
+    values = [r[key] for r in records if isinstance(r.get(key), (int, float))]
+    return max(values) / 60 if values else None
+
+
+def train_minutes(run: Path) -> str:
+    """Training wall time and process CPU time from metrics.jsonl, in minutes ("—" where not logged)."""
+    if not (run / "metrics.jsonl").is_file():
+        return "—"
+    minutes = [_elapsed_minutes(run, key) for key in ("elapsed", "cpu_elapsed")]
+    return " / ".join("—" if m is None else f"{m:.1f}" for m in minutes)
 
 
 def rows_for(label: str, run: Path, prefix: str, scores: list[tuple[str, str]]) -> list[str]:
@@ -94,6 +99,12 @@ def main() -> None:
         help="with --summary: single-level runs shown beside the grid (e.g. fingerprint baselines), one row per LABEL",
     )
     args = parser.parse_args()
+    compare = []  # checked before anything is written
+    for item in args.compare:
+        label, _, runs = item.partition("=")
+        if not label or not runs:
+            parser.error(f"--compare takes LABEL=RUN[,RUN...], got {item!r}")
+        compare.append((label, [Path(r) for r in runs.split(",")]))
     if args.runs:
         write_block(args.block, table_of_runs([Path(r) for r in args.runs]))
         return
@@ -110,8 +121,6 @@ def main() -> None:
         shutil.copyfile(path, target)
         print(f"{kind}: {target}")
     if args.summary:
-        compare = [(label, [Path(r) for r in runs.split(",")]) for label, _, runs in
-                   (item.partition("=") for item in args.compare)]
         table = summary_table(ablation, out, compare, Path("docs/results") / f"{args.docs_prefix}-summary.png")
         write_block(args.block, table)
         return
@@ -167,20 +176,11 @@ def _cell(values: list[float]) -> str:
     return f"{statistics.mean(values):.1f} ({', '.join(f'{v:.1f}' for v in values)})"
 
 
-def _cpu_minutes(run: Path) -> float | None:
-    log = run / "metrics.jsonl"
-    if not log.is_file():
-        return None
-    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    values = [r["cpu_elapsed"] for r in records if isinstance(r.get("cpu_elapsed"), (int, float))]
-    return max(values) / 60 if values else None
-
-
 def _row(label: str, change: str, runs: list[Path]) -> tuple[str, list[list[float]]]:
     finished = [r for r in runs if (r / "metrics.json").is_file()]
     metrics = [json.loads((r / "metrics.json").read_text()) for r in finished]
     columns = [[v for m in metrics if (v := _hits1(m, prefix, d)) is not None] for prefix, d, _ in SUMMARY_COLUMNS]
-    cpu = [c for r in finished if (c := _cpu_minutes(r)) is not None]
+    cpu = [c for r in finished if (c := _elapsed_minutes(r, "cpu_elapsed")) is not None]
     cells = " | ".join(_cell(c) for c in columns)
     minutes = f"{statistics.mean(cpu):.0f}" if cpu else "—"
     return f"| {label} | {change} | {len(finished)} / {len(runs)} | {cells} | {minutes} |", columns
