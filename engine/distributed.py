@@ -13,6 +13,7 @@ global batch, exactly as a single process would.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -80,9 +81,22 @@ class DistContext:
             return indices
         return torch.tensor_split(indices, self.world_size)[self.rank]
 
-    def close(self) -> None:
-        """Leave the process group if this context created it."""
+    def close(self, *, finished: bool = False) -> None:
+        """Leave the process group if this context created it.
+
+        ``finished``: training ended normally on every process, which all call
+        this together. They wait for each other first, so no process tears its
+        connections down while another still uses them, and garbage is collected
+        so that what still references the group (the DDP reducer) goes while the
+        interpreter is fully alive: a gloo group released at interpreter exit
+        can abort a process that finished ("terminate called without an active
+        exception"), and torchrun then reports the run as failed. Without
+        ``finished`` (after an error) nobody waits: the others may never get here.
+        """
+        if finished and self.enabled and dist.is_initialized():
+            dist.barrier()
         if self.owns_group and dist.is_initialized():
+            gc.collect()
             dist.destroy_process_group()
             self.owns_group = False
 

@@ -606,6 +606,10 @@ class _Trainer:
             )
         trainable = [p for g in self.optimizer.param_groups for p in g["params"]]
         self._train_loop(objective, examples, towers, trainable, specs)
+        # Every process leaves the group together now; rank 0 then saves and evaluates on its own
+        # (the DDP wrapper, which holds the group, goes first).
+        del objective
+        self.ctx.close(finished=True)
         return self._finish(specs, groups, examples)
 
     def _train_loop(
@@ -708,7 +712,6 @@ class _Trainer:
 
     def _finish(self, specs: list[EvaluationSpec], groups: list[Any], examples: Examples) -> dict[str, float]:
         """Save the model, evaluate, plot, report; ``metrics.json`` last (rank 0 only)."""
-        self.ctx.barrier()
         if not self.ctx.is_main:
             return {}
         state = self.state

@@ -33,6 +33,26 @@ def test_shards_are_contiguous_slices_of_the_global_batch() -> None:
     assert DistContext().shard(batch).tolist() == batch.tolist()
 
 
+@pytest.mark.parametrize("finished", [True, False])
+def test_processes_leave_the_group_together_only_after_a_finished_run(
+    monkeypatch: pytest.MonkeyPatch, finished: bool
+) -> None:
+    """A finished run waits for every process, then collects garbage, then destroys the group;
+    a failed one destroys at once (the other processes may never reach the barrier)."""
+    import repmix.engine.distributed as distributed
+
+    calls: list[str] = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
+    monkeypatch.setattr(distributed.gc, "collect", lambda: calls.append("collect") or 0)
+    ctx = DistContext(rank=1, world_size=2, owns_group=True)
+    ctx.close(finished=finished)
+    assert calls == (["barrier"] if finished else []) + ["collect", "destroy"]
+    ctx.close(finished=finished)  # a second close does nothing
+    assert calls.count("destroy") == 1
+
+
 def _torchrun(config: Path, out: Path, *paths: Path) -> subprocess.Popen[str]:
     """Start ``torchrun --nproc_per_node 2 -m repmix train CONFIG -o OUT`` on CPU (gloo)."""
     return subprocess.Popen(
@@ -45,7 +65,7 @@ def _torchrun(config: Path, out: Path, *paths: Path) -> subprocess.Popen[str]:
 
 def _compare(single: Path, double: Path, proc: subprocess.Popen[str], metrics: dict[str, float], steps: int) -> None:
     stdout, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 0, stderr[-3000:]
+    assert proc.returncode == 0, f"stdout:\n{stdout[-2000:]}\nstderr:\n{stderr[-3000:]}"
     assert is_finished(double)
     assert json.loads((double / "run.json").read_text())["world_size"] == 2
     assert stdout.count("run finished") == 1  # only rank 0 reports
