@@ -97,3 +97,11 @@ def test_chebi20_grids_are_valid(grid: str, summary: str, capsys: pytest.Capture
     assert summary in out
     if grid == "ablate-orma-chebi20.yaml":
         assert "atoms=identifiers__buckets=1024" in out and "text_top=0" in out and "fp=false" in out
+
+
+def test_gated_config_is_the_finetuned_one_with_the_fusion_gate() -> None:
+    gated = load_config(CONFIGS / "orma-gated-chebi20.yaml").data
+    base = load_config(CONFIGS / "orma-finetuned-chebi20.yaml").data
+    encoder = gated["model"]["towers"]["molecule"].pop("encoder")
+    assert encoder == {**base["model"]["towers"]["molecule"].pop("encoder"), "fusion_gate": True}
+    assert {**gated, "name": None} == {**base, "name": None}

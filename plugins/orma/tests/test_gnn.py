@@ -162,6 +162,31 @@ def test_fingerprint_fusion_adds_an_mlp_of_the_fingerprint_to_the_molecule_level
     assert all(p.grad is not None for p in fused.fingerprint_mlp.parameters())
 
 
+def test_fusion_gate_starts_the_molecule_level_as_the_fingerprint_mlp_and_learns_the_graph_share(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    fp = {"radius": 2, "size": 64, "counts": True, "log_counts": True}
+    tok = MoleculeGraphTokenizer(MoleculeGraphTokenizer.Config(cache_dir=str(tmp_path), fingerprint=fp), Runtime())
+    batch = tok(SMILES)
+    gated = build(tok, fingerprint_fusion=True, fingerprint_hidden=[32], fusion_gate=True)
+    plain = build(tok, fingerprint_fusion=True, fingerprint_hidden=[32])
+    assert gated.fingerprint_mlp is not None and gated.fusion_gate is not None
+    out = gated(batch)
+    torch.testing.assert_close(out["molecule"].hidden, gated.fingerprint_mlp(batch.fingerprint))  # gate 0: no graph
+    assert not torch.allclose(plain(batch)["molecule"].hidden, plain.fingerprint_mlp(batch.fingerprint))
+    out["molecule"].hidden.sum().backward()
+    assert gated.fusion_gate.grad is not None and gated.fusion_gate.grad.abs() > 0  # the gate learns its share
+    with torch.no_grad():
+        gated.fusion_gate.fill_(0.5)
+    graph = gated._project("molecule", gated.node_states(batch)[batch.molecule_index])
+    torch.testing.assert_close(
+        gated(batch)["molecule"].hidden, 0.5 * graph + gated.fingerprint_mlp(batch.fingerprint)
+    )
+
+
+def test_fusion_gate_needs_fingerprint_fusion(tok: MoleculeGraphTokenizer) -> None:
+    with pytest.raises(ConfigError, match="fingerprint_fusion"):
+        build(tok, fusion_gate=True)
+
+
 def test_fingerprint_fusion_needs_tokenizer_fingerprints(tok: MoleculeGraphTokenizer) -> None:
     with pytest.raises(ConfigError, match="fingerprint"):
         build(tok, fingerprint_fusion=True)

@@ -116,6 +116,11 @@ class HierarchicalGNNConfig(ComponentConfig):
     )
     fingerprint_hidden: list[int] = Field(default_factory=lambda: [1024], description="hidden widths of that MLP")
     fingerprint_dropout: float = Field(0.2, ge=0.0, lt=1.0, description="dropout inside that MLP")
+    fusion_gate: bool = Field(
+        False, description="with fingerprint_fusion: scale the GCN's molecule node by a learnable scalar that "
+        "starts at 0, so the molecule level starts as the fingerprint MLP alone and takes from the graph what "
+        "training finds useful (ReZero-style; not in ORMA)",
+    )
     backend: Literal["native", "pyg"] = Field(
         "native", description="native: sparse-matrix GCN (no extra dependency); pyg: torch_geometric's GCNConv"
     )
@@ -195,6 +200,18 @@ class HierarchicalGNN(Encoder):
                     hint="set the tokenizer's fingerprint: {radius: 2, size: 2048, ...} (orma.molecule-graph)",
                 )
             self.fingerprint_mlp = build_mlp(fp_dim, list(c.fingerprint_hidden), c.dim, "gelu", c.fingerprint_dropout)
+        self.fusion_gate: nn.Parameter | None = None
+        if c.fusion_gate:
+            if not c.fingerprint_fusion:
+                raise ConfigError(
+                    "fusion_gate scales the graph's share of the fused molecule level, and there is no fusion",
+                    path="fusion_gate",
+                    hint="set fingerprint_fusion: true, or drop fusion_gate",
+                )
+            # A freshly initialised GCN's LayerNorm'd molecule node is large and uninformative; added at full
+            # weight it drowns the fingerprint MLP (docs/results/orma.md §4c). Starting its share at 0 makes
+            # the fused level start as the fingerprint model.
+            self.fusion_gate = nn.Parameter(torch.zeros(()))
         torch.random.set_rng_state(rng_state)
         self.reset_parameters()
 
@@ -254,6 +271,8 @@ class HierarchicalGNN(Encoder):
         if self.fingerprint_mlp is not None:
             if batch.fingerprint is None:
                 raise InputError("fingerprint_fusion: the graph batch has no fingerprints (set the tokenizer's fingerprint)")
+            if self.fusion_gate is not None:
+                molecule = self.fusion_gate * molecule
             molecule = molecule + self.fingerprint_mlp(batch.fingerprint.to(molecule.dtype))
         out["molecule"] = Granularity(molecule)
         extras = {"num_atoms": batch.num_atoms, "num_motifs": batch.num_motifs}
